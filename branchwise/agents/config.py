@@ -1,0 +1,118 @@
+"""``AgentConfig``: every knob of the retrieval-feedback agent, frozen and documented.
+
+The defaults are chosen for the embedded 1.5B model on a 2-core CPU, where each LLM call
+costs seconds: feedback reads P("Yes") from one forward pass instead of generating JSON,
+and budgets are tight. Larger backends can switch ``feedback="json"``, ``gap_query="llm"``
+and raise the budgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from branchwise.errors import InputError
+
+RetrievalRoute = Literal["auto", "tree", "hybrid", "dense", "bm25", "tree+hybrid"]
+GraphPolicy = Literal["auto", "always", "never"]
+FeedbackMode = Literal["logprob", "json", "none"]
+DistillMode = Literal["llm", "sentences", "none"]
+GapQueryMode = Literal["llm", "template"]
+
+# Super-steps one round of the loop takes: retrieve (parallel routes share a super-step),
+# distill, feedback, gap_query. The rest of the graph: plan, compress, generate.
+_STEPS_PER_ROUND = 4
+_FIXED_STEPS = 3
+_RECURSION_MARGIN = 4
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """How the agent plans, retrieves, judges sufficiency and answers.
+
+    Attributes:
+        max_rounds: retrieval rounds at most (1 = a single retrieve-then-answer pass).
+            The LangGraph recursion limit is derived from it (:attr:`recursion_limit`), so
+            the loop always ends by this bound, never by LangGraph's recursion error.
+        max_llm_calls: per-query budget of LLM calls made by agent nodes (planning,
+            distillation, feedback, gap queries, the answer). When spent, the loop stops
+            and the agent answers from the pool it has.
+        max_prompt_tokens: per-query budget of prompt tokens for agent nodes.
+        retrieval: the retrieval route: ``"tree"`` (LATTICE navigation), ``"hybrid"``
+            (BM25 + dense, reciprocal rank fusion), ``"dense"``, ``"bm25"``,
+            ``"tree+hybrid"`` (both, fused in the pool), or ``"auto"`` (the tree when the
+            index has one and a tree searcher is configured, else hybrid).
+        graph: when to add the GRAG graph route: ``"auto"`` (relational / multi-hop
+            questions, when a graph retriever is configured), ``"always"``, ``"never"``.
+        k: chunks retrieved per query and route.
+        max_subqueries: sub-questions from the planner searched per round at most.
+        plan: extract triples and sub-questions with the LLM (RFM-RAG); False searches the
+            question itself and saves one call.
+        json_retries: extra attempts after a structured (JSON) output fails to parse.
+        distill: ``"llm"`` distils key facts of new evidence in batched calls;
+            ``"sentences"`` keeps the sentences that overlap the question most (no LLM);
+            ``"none"`` keeps no facts.
+        distill_batch: evidence items per distillation call.
+        facts_per_item: key facts kept per evidence item.
+        feedback: ``"logprob"`` judges sufficiency by P("Yes") from one forward pass
+            (cheapest on local models, and better separated than generated verdicts, see
+            ``shared/MODELS.md``); ``"json"`` asks for ``{sufficient, missing}``; ``"none"``
+            never loops (one round).
+        sufficiency_threshold: P("Yes") at or above which the pool counts as sufficient.
+        gap_query: ``"llm"`` writes the next query from the unresolved triples, the
+            judged gap and the pool (RFM-RAG); ``"template"`` composes it without a call.
+        context_budget_tokens: token budget of the evidence given to the generator (the
+            compressor's budget, or the truncation budget without one).
+        answer_max_tokens: generation bound of the final answer.
+        snippet_chars: characters of evidence text shown in feedback and gap prompts.
+    """
+
+    max_rounds: int = 2
+    max_llm_calls: int = 12
+    max_prompt_tokens: int = 12_000
+    retrieval: RetrievalRoute = "auto"
+    graph: GraphPolicy = "auto"
+    k: int = 4
+    max_subqueries: int = 2
+    plan: bool = True
+    json_retries: int = 1
+    distill: DistillMode = "sentences"
+    distill_batch: int = 4
+    facts_per_item: int = 2
+    feedback: FeedbackMode = "logprob"
+    sufficiency_threshold: float = 0.5
+    gap_query: GapQueryMode = "template"
+    context_budget_tokens: int = 1_200
+    answer_max_tokens: int = 200
+    snippet_chars: int = 400
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_rounds": self.max_rounds >= 1,
+            "max_llm_calls": self.max_llm_calls >= 1,
+            "max_prompt_tokens": self.max_prompt_tokens >= 1,
+            "k": self.k >= 1,
+            "max_subqueries": self.max_subqueries >= 1,
+            "json_retries": self.json_retries >= 0,
+            "distill_batch": self.distill_batch >= 1,
+            "facts_per_item": self.facts_per_item >= 1,
+            "sufficiency_threshold": 0.0 <= self.sufficiency_threshold <= 1.0,
+            "context_budget_tokens": self.context_budget_tokens >= 1,
+            "answer_max_tokens": self.answer_max_tokens >= 1,
+            "snippet_chars": self.snippet_chars >= 20,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise InputError(
+                f"AgentConfig has out-of-range values: {', '.join(bad)}.",
+                fix="use positive counts and budgets, and a sufficiency_threshold in [0, 1].",
+            )
+
+    @property
+    def recursion_limit(self) -> int:
+        """LangGraph's ``recursion_limit`` for one query, derived from :attr:`max_rounds`.
+
+        The loop is bounded by ``max_rounds`` in the routers; this limit only backs that
+        bound up, with a small margin, so a routing bug fails fast instead of spinning.
+        """
+        return _FIXED_STEPS + _STEPS_PER_ROUND * self.max_rounds + _RECURSION_MARGIN

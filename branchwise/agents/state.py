@@ -1,0 +1,239 @@
+"""The agent's typed LangGraph state: JSON-native records merged by reducers.
+
+Every value in the state is plain JSON (dicts, lists, strings, numbers). That keeps
+checkpoints portable and safe: the SQLite saver stores them with msgpack and never needs
+to import, let alone unpickle, a branchwise class (it also works with
+``LANGGRAPH_STRICT_MSGPACK=true``), and LangGraph Studio shows them as they are. Nodes
+convert to the typed dataclasses of :mod:`branchwise.types` at their edges
+(:func:`evidence_from_record`, :func:`evidence_to_record`).
+
+Channels written by several nodes or across rounds carry reducers in ``Annotated[...]``:
+
+* ``evidence`` — the persistent evidence pool of RFM-RAG (arXiv 2508.17862), merged by
+  chunk id (:func:`merge_evidence`): an item retrieved again keeps its first round, the
+  higher score and the union of its facts, so the pool never grows by duplicates and
+  parallel retrieval routes (tree, hybrid, graph) can write in the same super-step;
+* ``retrievals``, ``navigation``, ``rounds``, ``notes``, ``queries_issued`` — append-only
+  logs (``operator.add``);
+* ``usage`` — summed (:func:`add_usage`).
+
+A node resets these for a new question with :class:`langgraph.types.Overwrite` (see
+``plan``), so a thread can be reused for several questions without mixing their pools.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+from branchwise.types import Evidence
+
+
+class Triple(TypedDict):
+    """A relational triple of the question; unknowns are variables such as ``"?x"``."""
+
+    subject: str
+    relation: str
+    object: str
+
+
+class EvidenceRecord(TypedDict):
+    """JSON form of :class:`branchwise.types.Evidence` (same keys)."""
+
+    chunk_id: str
+    text: str
+    score: float
+    source: str
+    round: int
+    query: str
+    facts: list[str]
+    title: str
+
+
+class RetrievalRecord(TypedDict):
+    """One retrieval call: which route, for which query, what it returned."""
+
+    round: int
+    source: str
+    query: str
+    chunk_ids: list[str]
+    scores: list[float]
+
+
+class FeedbackRecord(TypedDict):
+    """The sufficiency judgement of one round (R-Feedback in RFM-RAG)."""
+
+    round: int
+    mode: str
+    sufficient: bool
+    p_yes: float | None
+    missing: str
+    unresolved: list[Triple]
+
+
+class RoundRecord(TypedDict):
+    """What one round did to the pool, and what was decided after it."""
+
+    round: int
+    queries: list[str]
+    new_chunk_ids: list[str]
+    pool_size: int
+    feedback: FeedbackRecord
+    decision: Literal["continue", "answer"]
+    stop_reason: str
+
+
+class UsageRecord(TypedDict, total=False):
+    """LLM calls and tokens spent by agent nodes (navigation usage included)."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    embed_calls: int
+    latency_s: float
+
+
+class NoteRecord(TypedDict):
+    """A recorded fallback or anomaly (malformed LLM output, an empty route, ...)."""
+
+    node: str
+    kind: str
+    detail: str
+
+
+class CompressionRecord(TypedDict):
+    """What the compress node did to the pool before generation."""
+
+    method: str
+    budget_tokens: int
+    tokens_before: int
+    tokens_after: int
+    ratio: float
+    dropped: list[str]
+
+
+class CitationRecord(TypedDict):
+    """JSON form of :class:`branchwise.types.Citation`."""
+
+    chunk_id: str
+    marker: str
+    title: str
+    quote: str
+
+
+class AnswerRecord(TypedDict):
+    """The final answer as stored in the state."""
+
+    text: str
+    found: bool
+    citations: list[CitationRecord]
+    context_tokens: int
+    inferred_citations: bool
+
+
+def merge_evidence(
+    left: dict[str, EvidenceRecord] | None, right: dict[str, EvidenceRecord] | None
+) -> dict[str, EvidenceRecord]:
+    """Reducer of the evidence pool: union by chunk id, never duplicating an item.
+
+    For a chunk already present, the merged item keeps the earlier round and its text
+    and source, takes the higher score, and appends facts it did not have.
+    """
+    merged: dict[str, EvidenceRecord] = dict(left or {})
+    for chunk_id, new in (right or {}).items():
+        old = merged.get(chunk_id)
+        if old is None:
+            merged[chunk_id] = {**new, "facts": list(new.get("facts", []))}
+            continue
+        facts = list(old["facts"]) + [f for f in new.get("facts", []) if f not in old["facts"]]
+        merged[chunk_id] = {
+            **old,
+            "score": max(old["score"], new["score"]),
+            "round": min(old["round"], new["round"]),
+            "facts": facts,
+        }
+    return merged
+
+
+def add_usage(left: UsageRecord | None, right: UsageRecord | None) -> UsageRecord:
+    """Reducer of usage counters: field-wise sum."""
+    a, b = left or {}, right or {}
+    return {
+        "llm_calls": a.get("llm_calls", 0) + b.get("llm_calls", 0),
+        "prompt_tokens": a.get("prompt_tokens", 0) + b.get("prompt_tokens", 0),
+        "completion_tokens": a.get("completion_tokens", 0) + b.get("completion_tokens", 0),
+        "embed_calls": a.get("embed_calls", 0) + b.get("embed_calls", 0),
+        "latency_s": a.get("latency_s", 0.0) + b.get("latency_s", 0.0),
+    }
+
+
+class AgentInput(TypedDict):
+    """What a run takes: the question."""
+
+    question: str
+
+
+class AgentState(TypedDict, total=False):
+    """The whole state of one question's run.
+
+    Attributes:
+        question: the user question (untrusted text).
+        triples: relational triples extracted by the planner.
+        subqueries: sub-questions from the planner (the question itself on fallback).
+        relational: the planner judged the question relational / multi-hop (graph route).
+        round: the current round, 0-based.
+        pending_queries: the queries the retrieval nodes run this round.
+        queries_issued: every query run so far (gap queries are never repeated).
+        retrievals: one record per retrieval call.
+        evidence: the evidence pool (reducer :func:`merge_evidence`).
+        navigation: ``TraversalTrace.to_dict()`` of each tree navigation.
+        feedback: the latest sufficiency judgement.
+        rounds: one record per finished round.
+        usage: LLM calls and tokens (reducer :func:`add_usage`).
+        notes: recorded fallbacks (malformed outputs, empty routes, budget stops).
+        context: the (compressed) evidence given to the generator, in prompt order.
+        compression: what the compress node did.
+        answer: the final answer.
+    """
+
+    question: str
+    triples: list[Triple]
+    subqueries: list[str]
+    relational: bool
+    round: int
+    pending_queries: list[str]
+    queries_issued: Annotated[list[str], operator.add]
+    retrievals: Annotated[list[RetrievalRecord], operator.add]
+    evidence: Annotated[dict[str, EvidenceRecord], merge_evidence]
+    navigation: Annotated[list[dict[str, Any]], operator.add]
+    feedback: FeedbackRecord
+    rounds: Annotated[list[RoundRecord], operator.add]
+    usage: Annotated[UsageRecord, add_usage]
+    notes: Annotated[list[NoteRecord], operator.add]
+    context: list[EvidenceRecord]
+    compression: CompressionRecord
+    answer: AnswerRecord
+
+
+def evidence_to_record(ev: Evidence) -> EvidenceRecord:
+    """The JSON record of an :class:`Evidence`."""
+    return {
+        "chunk_id": ev.chunk_id,
+        "text": ev.text,
+        "score": float(ev.score),
+        "source": ev.source,
+        "round": int(ev.round),
+        "query": ev.query,
+        "facts": list(ev.facts),
+        "title": ev.title,
+    }
+
+
+def evidence_from_record(rec: EvidenceRecord) -> Evidence:
+    """The :class:`Evidence` of a JSON record."""
+    return Evidence.from_dict(dict(rec))
+
+
+def ranked_pool(pool: dict[str, EvidenceRecord]) -> list[EvidenceRecord]:
+    """Pool items best first (score, then earlier round, then chunk id): a stable order."""
+    return sorted(pool.values(), key=lambda e: (-e["score"], e["round"], e["chunk_id"]))

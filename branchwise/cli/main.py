@@ -1,0 +1,70 @@
+"""The ``branchwise`` command: one entry point, one subcommand module per area.
+
+Each command module exposes ``register(subparsers)``, which adds its subcommands and sets
+``func`` on them. Heavy imports happen inside the handlers, so ``branchwise --help`` is fast.
+Errors from branchwise become one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from branchwise.errors import BranchwiseError
+
+log = logging.getLogger("branchwise.cli")
+
+#: modules that contribute subcommands, in help order
+COMMAND_MODULES = (
+    "branchwise.cli.index_cmd",
+    "branchwise.cli.ask_cmd",
+    "branchwise.cli.eval_cmd",
+    "branchwise.cli.compress_cmd",
+    "branchwise.cli.chat_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="branchwise",
+        description="Agentic RAG over hierarchical indices: build an index, ask questions, evaluate.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that command area is not part of this build
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from branchwise.offline import apply_offline_defaults
+
+    apply_offline_defaults()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BranchwiseError as e:
+        print(f"branchwise: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("branchwise: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

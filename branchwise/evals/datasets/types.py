@@ -1,0 +1,134 @@
+"""The one typed shape every dataset loader yields.
+
+Loaders differ only in parsing; downstream code (systems, runner, metrics) sees an
+:class:`EvalDataset`: a corpus of :class:`~branchwise.types.Document` plus a list of
+:class:`EvalQuestion` carrying gold answers and gold evidence.
+
+Evidence is recorded at the *document* level (``gold_doc_ids`` and graded ``qrels`` keyed by
+document id) because chunk ids only exist after chunking (``"{doc_id}#{ordinal}"``); the
+runner maps retrieved chunks back to their documents before scoring. Sentence-level gold
+(HotpotQA/2Wiki supporting facts, MuSiQue supporting paragraphs) is kept as
+:class:`SupportingFact` with its text, so citation quality can be checked against whatever
+chunking an index used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from branchwise.types import Document
+
+
+@dataclass(frozen=True, slots=True)
+class SupportingFact:
+    """One gold supporting fact.
+
+    Attributes:
+        doc_id: the document (paragraph) holding it.
+        sent_id: sentence index within the document, or None for paragraph-level gold.
+        text: the sentence (or paragraph) text.
+    """
+
+    doc_id: str
+    sent_id: int | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvalQuestion:
+    """One evaluation question with its gold annotations.
+
+    Attributes:
+        id: the dataset's question id.
+        text: the question.
+        answers: acceptable gold answers (empty for IR-only sets).
+        gold_doc_ids: documents holding the evidence (HotpotQA: the two gold paragraphs).
+        supporting_facts: sentence/paragraph-level gold evidence.
+        choices: the options of a multiple-choice question (empty otherwise).
+        gold_choice: index of the correct option, or None.
+        type: the dataset's question type ("bridge", "comparison", "2hop", "exam", ...).
+        qrels: graded relevance ``doc_id -> grade`` (> 0 relevant); for QA sets each gold
+            document gets grade 1.
+        metadata: anything else worth keeping (level, answerable, evidences, ...).
+    """
+
+    id: str
+    text: str
+    answers: tuple[str, ...] = ()
+    gold_doc_ids: tuple[str, ...] = ()
+    supporting_facts: tuple[SupportingFact, ...] = ()
+    choices: tuple[str, ...] = ()
+    gold_choice: int | None = None
+    type: str = ""
+    qrels: Mapping[str, float] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_multiple_choice(self) -> bool:
+        return bool(self.choices)
+
+    def prompt_text(self) -> str:
+        """The question as shown to a reader: with lettered options for multiple choice."""
+        if not self.choices:
+            return self.text
+        opts = "\n".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(self.choices))
+        return f"{self.text}\n{opts}\nAnswer with the letter of the correct option."
+
+
+@dataclass(frozen=True, slots=True)
+class EvalDataset:
+    """A corpus plus questions with gold answers and evidence.
+
+    Attributes:
+        name: dataset name ("hotpotqa", "vaswani", ...).
+        corpus: the documents to index (deduplicated).
+        questions: the evaluation questions, in file order.
+        kind: "qa" (answers are scored), "ir" (only retrieval is scored) or "mc"
+            (multiple-choice answers).
+    """
+
+    name: str
+    corpus: list[Document]
+    questions: list[EvalQuestion]
+    kind: str = "qa"
+
+    def head(self, limit: int | None) -> "EvalDataset":
+        """The same corpus with only the first ``limit`` questions (None: all).
+
+        The corpus is kept whole: retrieval over the full distractor pool is the task.
+        """
+        if limit is None:
+            return self
+        return EvalDataset(self.name, self.corpus, self.questions[:limit], self.kind)
+
+
+class CorpusBuilder:
+    """Collects documents from many questions, deduplicating identical ones.
+
+    Multi-hop QA sets ship each question with its own paragraphs, and the same Wikipedia
+    paragraph recurs across questions. Documents with the same title *and* text collapse
+    into one; a title that recurs with a different text gets ``"title (2)"``, ``"(3)"``...
+    so ids stay readable and unique.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._title_count: dict[str, int] = {}
+        self._docs: list[Document] = []
+
+    def add(self, title: str, text: str, metadata: Mapping[str, Any] | None = None) -> str:
+        """Add a document (if new) and return its id."""
+        key = (title, text)
+        if key in self._by_key:
+            return self._by_key[key]
+        n = self._title_count.get(title, 0) + 1
+        self._title_count[title] = n
+        doc_id = title if n == 1 else f"{title} ({n})"
+        self._by_key[key] = doc_id
+        self._docs.append(Document(id=doc_id, text=text, title=title, metadata=dict(metadata or {})))
+        return doc_id
+
+    @property
+    def documents(self) -> list[Document]:
+        return list(self._docs)
