@@ -9,9 +9,12 @@ and raise the budgets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from branchwise.errors import InputError
+
+if TYPE_CHECKING:
+    from branchwise.agents.state import UsageRecord
 
 RetrievalRoute = Literal["auto", "tree", "hybrid", "dense", "bm25", "tree+hybrid"]
 GraphPolicy = Literal["auto", "always", "never"]
@@ -45,7 +48,8 @@ class AgentConfig:
         graph: when to add the GRAG graph route: ``"auto"`` (relational / multi-hop
             questions, when a graph retriever is configured), ``"always"``, ``"never"``.
         k: chunks retrieved per query and route.
-        max_subqueries: sub-questions from the planner searched per round at most.
+        max_subqueries: queries searched per round at most: in the first round the question
+            itself plus the planner's first sub-questions; later, gap queries.
         plan: extract triples and sub-questions with the LLM (RFM-RAG); False searches the
             question itself and saves one call.
         json_retries: extra attempts after a structured (JSON) output fails to parse.
@@ -116,3 +120,11 @@ class AgentConfig:
         bound up, with a small margin, so a routing bug fails fast instead of spinning.
         """
         return _FIXED_STEPS + _STEPS_PER_ROUND * self.max_rounds + _RECURSION_MARGIN
+
+    def budget_spent(self, usage: "UsageRecord") -> str:
+        """Why the per-query budget is spent (``"call_budget"`` / ``"token_budget"``), or ``""``."""
+        if usage.get("llm_calls", 0) >= self.max_llm_calls:
+            return "call_budget"
+        if usage.get("prompt_tokens", 0) >= self.max_prompt_tokens:
+            return "token_budget"
+        return ""

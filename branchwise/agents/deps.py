@@ -10,8 +10,9 @@ real objects (``retrieval.index.Index``, ``trees.navigate``, ``graph.retrieve.Gr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
+from branchwise.agents.config import AgentConfig
 from branchwise.errors import InputError
 from branchwise.generation.compress import Compressor
 from branchwise.models.base import LLM
@@ -56,9 +57,14 @@ class TreeSearchResult:
 
 @runtime_checkable
 class TreeSearch(Protocol):
-    """Navigates the semantic tree for a query (see :mod:`branchwise.agents.tree_search`)."""
+    """Navigates the semantic tree for a query (see :mod:`branchwise.agents.tree_search`).
 
-    def search(self, query: str, k: int) -> TreeSearchResult: ...
+    ``on_progress`` receives short lines ("navigating level 2") while it runs.
+    """
+
+    def search(
+        self, query: str, k: int, on_progress: Callable[[str], None] | None = None
+    ) -> TreeSearchResult: ...
 
 
 @runtime_checkable
@@ -87,6 +93,17 @@ class AgentDeps:
     graph_search: GraphSearch | None = None
     compressor: Compressor | None = None
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """An opaque schema for LangGraph's context introspection (``get_context_jsonschema``).
+
+        The deps are live objects, never JSON, so a server cannot set them per run; it
+        gets them from the graph factory (:func:`branchwise.agents.graph.make_graph`).
+        """
+        from pydantic_core import core_schema
+
+        return core_schema.any_schema()
+
     def __post_init__(self) -> None:
         if not isinstance(self.llm, LLM):
             raise InputError(
@@ -95,17 +112,33 @@ class AgentDeps:
             )
 
 
-def resolve_deps(context: object, fallback: AgentDeps | None) -> AgentDeps:
-    """The deps of a run: the runtime context, else the ones bound at build time."""
-    if isinstance(context, AgentDeps):
-        return context
-    if fallback is not None:
-        return fallback
-    raise InputError(
-        "the agent graph was run without its dependencies (index, llm).",
-        fix="invoke it with context=AgentDeps(index=..., llm=...), use branchwise.agents.Agent, "
-        "or build it with build_graph(config, deps=...).",
-    )
+@dataclass(frozen=True, slots=True)
+class GraphEnv:
+    """What ``build_graph`` binds into every node and router (with ``functools.partial``).
+
+    Attributes:
+        config: the agent configuration (fixed when the graph is built).
+        default_deps: deps to use when a run passes no context: a ready
+            :class:`AgentDeps`, or a zero-argument provider called on first use (how the
+            ``langgraph dev`` factory defers loading the model until a run needs it).
+    """
+
+    config: AgentConfig
+    default_deps: AgentDeps | Callable[[], AgentDeps] | None = None
+
+    def deps(self, context: object) -> AgentDeps:
+        """The deps of a run: the runtime context, else the ones bound at build time."""
+        if isinstance(context, AgentDeps):
+            return context
+        if isinstance(self.default_deps, AgentDeps):
+            return self.default_deps
+        if self.default_deps is not None:
+            return self.default_deps()
+        raise InputError(
+            "the agent graph was run without its dependencies (index, llm).",
+            fix="invoke it with context=AgentDeps(index=..., llm=...), use branchwise.agents.Agent, "
+            "or build it with build_graph(config, deps=...).",
+        )
 
 
 def chunk_texts(index: ChunkIndex, ids: Sequence[str]) -> dict[str, Chunk]:

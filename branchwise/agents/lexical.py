@@ -7,6 +7,9 @@
   yet. RFM-RAG builds its gap queries from them; we call a triple covered when one pool
   item contains at least ``coverage`` of the triple's content words (variables excluded),
   a deliberately simple, inspectable rule.
+* :func:`describe_triple` — a triple as search words, its variables replaced by what the
+  other triples say about them (``(?a, born in, ?c)`` with ``(?a, author of, Dracula)`` →
+  "author of Dracula born in"): the template gap query when no LLM writes one.
 * :func:`is_relational` — whether the plan makes the question multi-hop (graph route).
 """
 
@@ -54,6 +57,23 @@ def top_sentences(question: str, text: str, n: int) -> list[str]:
 def triple_words(t: Triple) -> set[str]:
     """Content words of a triple, variables (``?x``) excluded."""
     return content_words(" ".join(p for p in (t["subject"], t["relation"], t["object"]) if not p.startswith("?")))
+
+
+def describe_triple(t: Triple, triples: Sequence[Triple]) -> str:
+    """``t`` as plain words; each variable becomes its description from another triple."""
+
+    def describe(var: str) -> str:
+        for other in triples:
+            if other is t:
+                continue
+            if other["subject"] == var and not other["object"].startswith("?"):
+                return f"{other['relation']} {other['object']}"
+            if other["object"] == var and not other["subject"].startswith("?"):
+                return f"{other['subject']} {other['relation']}"
+        return ""
+
+    parts = [describe(p) if p.startswith("?") else p for p in (t["subject"], t["relation"], t["object"])]
+    return " ".join(p for p in parts if p).strip()
 
 
 def unresolved_triples(

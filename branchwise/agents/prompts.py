@@ -158,12 +158,6 @@ GAP_SCHEMA: dict[str, Any] = {
 }
 
 
-def triple_text(t: Triple) -> str:
-    """A triple as plain words, variables dropped: ``("?a", "born in", "?c")`` → ``born in``."""
-    parts = [p for p in (t["subject"], t["relation"], t["object"]) if p and not p.startswith("?")]
-    return " ".join(parts).strip()
-
-
 def gap_messages(
     question: str,
     unresolved: Sequence[Triple],

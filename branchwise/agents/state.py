@@ -3,7 +3,9 @@
 Every value in the state is plain JSON (dicts, lists, strings, numbers). That keeps
 checkpoints portable and safe: the SQLite saver stores them with msgpack and never needs
 to import, let alone unpickle, a branchwise class (it also works with
-``LANGGRAPH_STRICT_MSGPACK=true``), and LangGraph Studio shows them as they are. Nodes
+``LANGGRAPH_STRICT_MSGPACK=true``), and LangGraph Studio shows them as they are. The
+records are ``typing_extensions.TypedDict`` so pydantic can derive the graph's JSON schemas
+on Python 3.11. Nodes
 convert to the typed dataclasses of :mod:`branchwise.types` at their edges
 (:func:`evidence_from_record`, :func:`evidence_to_record`).
 
@@ -24,7 +26,9 @@ A node resets these for a new question with :class:`langgraph.types.Overwrite` (
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
+
+from typing_extensions import TypedDict
 
 from branchwise.types import Evidence
 
@@ -102,14 +106,19 @@ class NoteRecord(TypedDict):
 
 
 class CompressionRecord(TypedDict):
-    """What the compress node did to the pool before generation."""
+    """What the compress node did to the pool before generation.
+
+    ``removed`` lists pool chunks absent from the context; ``emptied`` is True when the
+    compressor judged all evidence irrelevant on purpose (selective augmentation).
+    """
 
     method: str
     budget_tokens: int
     tokens_before: int
     tokens_after: int
     ratio: float
-    dropped: list[str]
+    removed: list[str]
+    emptied: bool
 
 
 class CitationRecord(TypedDict):

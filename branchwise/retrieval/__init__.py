@@ -1,0 +1,72 @@
+"""Ingestion, chunking, the index directory, and flat (dense / BM25 / hybrid) retrieval.
+
+    load_documents ─▶ chunk_documents ─▶ Index (manifest.json, chunks.jsonl, chroma/, bm25/)
+                                            └─ search_dense / search_bm25 / search_hybrid
+
+Names are re-exported lazily (PEP 562) so that importing a light submodule such as
+``branchwise.retrieval.atomic`` or ``.tokens`` does not pull in Chroma, bm25s or llama-index.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "IngestConfig": "ingest",
+    "load_documents": "ingest",
+    "ChunkingConfig": "chunking",
+    "Chunker": "chunking",
+    "chunk_documents": "chunking",
+    "Tokenizer": "tokens",
+    "get_tokenizer": "tokens",
+    "Manifest": "manifest",
+    "EmbedderInfo": "manifest",
+    "ChunkStore": "chunkstore",
+    "VectorStore": "store",
+    "ChromaStore": "store",
+    "ChromaConfig": "store",
+    "make_store": "store",
+    "BM25Index": "bm25",
+    "BM25Config": "bm25",
+    "Retriever": "search",
+    "DenseRetriever": "search",
+    "BM25Retriever": "search",
+    "HybridRetriever": "search",
+    "HybridConfig": "search",
+    "reciprocal_rank_fusion": "search",
+    "Index": "index",
+    "IndexBuildConfig": "build",
+    "build_chunk_index": "build",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from branchwise.retrieval.bm25 import BM25Config, BM25Index
+    from branchwise.retrieval.build import IndexBuildConfig, build_chunk_index
+    from branchwise.retrieval.chunking import Chunker, ChunkingConfig, chunk_documents
+    from branchwise.retrieval.chunkstore import ChunkStore
+    from branchwise.retrieval.index import Index
+    from branchwise.retrieval.ingest import IngestConfig, load_documents
+    from branchwise.retrieval.manifest import EmbedderInfo, Manifest
+    from branchwise.retrieval.search import (
+        BM25Retriever,
+        DenseRetriever,
+        HybridConfig,
+        HybridRetriever,
+        Retriever,
+        reciprocal_rank_fusion,
+    )
+    from branchwise.retrieval.store import ChromaConfig, ChromaStore, VectorStore, make_store
+    from branchwise.retrieval.tokens import Tokenizer, get_tokenizer

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -162,6 +162,21 @@ class ChromaStore:
             self._collections[collection] = col
         return col
 
+    def _run(self, collection: str, op: Callable[[Any], Any]) -> Any:
+        """Run ``op(collection_handle)``; refresh a handle gone stale once and retry.
+
+        Another client (another process on the same server, an overwrite) may drop and
+        recreate a collection; the cached handle then names a collection id that no
+        longer exists.
+        """
+        try:
+            return op(self._col(collection))
+        except Exception as ex:
+            if type(ex).__name__ != "NotFoundError" or collection not in self._collections:
+                raise
+            self._collections.pop(collection)
+            return op(self._col(collection))
+
     # -- VectorStore ------------------------------------------------------------------------
     def upsert(self, collection: str, ids: Sequence[str], embeddings: np.ndarray,
                documents: Sequence[str] | None = None, metadatas: Sequence[Metadata] | None = None) -> None:
@@ -169,16 +184,16 @@ class ChromaStore:
         if emb.ndim != 2 or emb.shape[0] != len(ids):
             raise InputError(f"upsert of {len(ids)} ids got embeddings of shape {emb.shape}.",
                              fix="pass one embedding row per id.")
-        col = self._col(collection)
         for s in range(0, len(ids), self._batch):
             e = s + self._batch
+            batch = dict(
+                ids=list(ids[s:e]),
+                embeddings=emb[s:e],
+                documents=list(documents[s:e]) if documents is not None else None,
+                metadatas=[dict(m) for m in metadatas[s:e]] if metadatas is not None else None,
+            )
             try:
-                col.upsert(
-                    ids=list(ids[s:e]),
-                    embeddings=emb[s:e],
-                    documents=list(documents[s:e]) if documents is not None else None,
-                    metadatas=[dict(m) for m in metadatas[s:e]] if metadatas is not None else None,
-                )
+                self._run(collection, lambda col: col.upsert(**batch))
             except Exception as ex:
                 raise _store_error(ex, f"upsert into {collection!r}") from ex
 
@@ -188,9 +203,8 @@ class ChromaStore:
             return []
         q = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         try:
-            res = self._col(collection).query(
-                query_embeddings=q, n_results=k, where=dict(where) if where else None, include=["distances"]
-            )
+            res = self._run(collection, lambda col: col.query(
+                query_embeddings=q, n_results=k, where=dict(where) if where else None, include=["distances"]))
         except Exception as ex:
             raise _store_error(ex, f"query of {collection!r}") from ex
         # cosine space: distance = 1 - cosine similarity
@@ -198,10 +212,10 @@ class ChromaStore:
 
     def get_embeddings(self, collection: str, ids: Sequence[str]) -> np.ndarray:
         """Vectors of ``ids`` in the order given; raises IndexFormatError if any is missing."""
-        col = self._col(collection)
         found: dict[str, np.ndarray] = {}
         for s in range(0, len(ids), self._batch):
-            res = col.get(ids=list(ids[s : s + self._batch]), include=["embeddings"])
+            part = list(ids[s : s + self._batch])
+            res = self._run(collection, lambda col: col.get(ids=part, include=["embeddings"]))
             found.update(zip(res["ids"], np.asarray(res["embeddings"], dtype=np.float32)))
         missing = [i for i in ids if i not in found]
         if missing:
@@ -214,21 +228,21 @@ class ChromaStore:
         return np.stack([found[i] for i in ids])
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
-        col = self._col(collection)
         for s in range(0, len(ids), self._batch):
-            col.delete(ids=list(ids[s : s + self._batch]))
+            part = list(ids[s : s + self._batch])
+            self._run(collection, lambda col: col.delete(ids=part))
 
     def count(self, collection: str) -> int:
-        return int(self._col(collection).count())
+        return int(self._run(collection, lambda col: col.count()))
 
     def ids(self, collection: str) -> list[str]:
-        col, out, offset = self._col(collection), [], 0
+        out: list[str] = []
         while True:
-            page = col.get(limit=self._batch, offset=offset, include=[])["ids"]
+            offset = len(out)
+            page = self._run(collection, lambda col: col.get(limit=self._batch, offset=offset, include=[]))["ids"]
             out.extend(page)
             if len(page) < self._batch:
                 return out
-            offset += len(page)
 
     def drop(self, collection: str) -> None:
         """Delete a whole collection (no error if it does not exist)."""

@@ -262,3 +262,21 @@ class ObservationLog:
             return {}
         s_hat = normalise(fit(self.observations(), config).theta)
         return {node: float(s_hat[i]) for node, i in self.item_of.items()}
+
+
+def split_threshold(values: np.ndarray) -> float:
+    """The cut between the low and high mode of 1-D scores (Otsu's between-class criterion).
+
+    LATTICE fits a two-component GMM and takes the density minimum between the means; the
+    Otsu split is its deterministic, dependency-free stand-in.
+    """
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    if v.size < 2 or v[-1] - v[0] < 1e-12:
+        return float(v[0]) - 1.0 if v.size else 0.0
+    csum = np.cumsum(v)
+    n = v.size
+    k = np.arange(1, n)
+    m0 = csum[:-1] / k
+    m1 = (csum[-1] - csum[:-1]) / (n - k)
+    best = int(np.argmax(k * (n - k) * (m0 - m1) ** 2))
+    return float((v[best] + v[best + 1]) / 2)

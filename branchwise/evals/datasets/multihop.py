@@ -71,6 +71,7 @@ def _hotpot_record(rec: dict[str, Any], where: str, corpus: CorpusBuilder, name:
         supporting_facts=tuple(facts),
         type=str(rec.get("type", "")),
         qrels={d: 1.0 for d in gold},
+        context_doc_ids=tuple(dict.fromkeys(ids.values())),
         metadata=meta,
     )
 
@@ -108,6 +109,7 @@ def _musique_record(rec: dict[str, Any], where: str, corpus: CorpusBuilder) -> E
     qid = str(field(rec, "id", str, where))
     facts: list[SupportingFact] = []
     gold: list[str] = []
+    pool: list[str] = []
     for p in field(rec, "paragraphs", list, where):
         if not isinstance(p, dict) or "paragraph_text" not in p:
             raise InputError(
@@ -115,6 +117,7 @@ def _musique_record(rec: dict[str, Any], where: str, corpus: CorpusBuilder) -> E
             )
         text = str(p["paragraph_text"]).strip()
         doc_id = corpus.add(str(p.get("title", "")), text, {"source": "musique"})
+        pool.append(doc_id)
         if p.get("is_supporting"):
             gold.append(doc_id)
             facts.append(SupportingFact(doc_id, None, text))
@@ -129,6 +132,7 @@ def _musique_record(rec: dict[str, Any], where: str, corpus: CorpusBuilder) -> E
         supporting_facts=tuple(facts),
         type=hops,
         qrels={d: 1.0 for d in gold},
+        context_doc_ids=tuple(dict.fromkeys(pool)),
         metadata={"answerable": answerable, "decomposition": rec.get("question_decomposition", [])},
     )
 

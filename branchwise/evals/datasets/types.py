@@ -50,6 +50,8 @@ class EvalQuestion:
         type: the dataset's question type ("bridge", "comparison", "2hop", "exam", ...).
         qrels: graded relevance ``doc_id -> grade`` (> 0 relevant); for QA sets each gold
             document gets grade 1.
+        context_doc_ids: the documents shipped with this question (HotpotQA's 10
+            paragraphs, MuSiQue's 20); empty when the question is asked of the whole corpus.
         metadata: anything else worth keeping (level, answerable, evidences, ...).
     """
 
@@ -62,6 +64,7 @@ class EvalQuestion:
     gold_choice: int | None = None
     type: str = ""
     qrels: Mapping[str, float] = field(default_factory=dict)
+    context_doc_ids: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -94,13 +97,21 @@ class EvalDataset:
     kind: str = "qa"
 
     def head(self, limit: int | None) -> "EvalDataset":
-        """The same corpus with only the first ``limit`` questions (None: all).
+        """The first ``limit`` questions (None: all) over the matching corpus.
 
-        The corpus is kept whole: retrieval over the full distractor pool is the task.
+        For sets whose questions ship their own paragraphs (HotpotQA, 2Wiki, MuSiQue) the
+        corpus shrinks to the pooled paragraphs of the kept questions, exactly as if only
+        those records had been loaded: retrieval stays over every kept question's
+        distractors, and building an index (and a summary tree) for 50 questions costs 50
+        questions' worth of text. Other sets keep their whole corpus.
         """
-        if limit is None:
+        if limit is None or limit >= len(self.questions):
             return self
-        return EvalDataset(self.name, self.corpus, self.questions[:limit], self.kind)
+        kept = self.questions[:limit]
+        if not all(q.context_doc_ids for q in kept):
+            return EvalDataset(self.name, self.corpus, kept, self.kind)
+        wanted = {d for q in kept for d in q.context_doc_ids}
+        return EvalDataset(self.name, [d for d in self.corpus if d.id in wanted], kept, self.kind)
 
 
 class CorpusBuilder:

@@ -1,0 +1,183 @@
+"""The ``Agent`` facade: ask a question, stream its progress, resume it from a checkpoint.
+
+    agent = Agent(index, llm, AgentConfig(max_rounds=2), checkpoint_path="runs.sqlite")
+    answer = agent.ask("Who wrote Dracula?")          # Answer(text, citations, trace, usage)
+    for event in agent.stream("Who wrote Dracula?"):  # AgentEvent: step / progress / token / answer
+        ...
+    answer = agent.resume(thread_id)                  # continue a run that failed midway
+
+Each question runs on a LangGraph thread (a fresh id unless one is given). With
+``checkpoint_path`` every super-step is saved by LangGraph's ``SqliteSaver``, so a run that
+died (a backend outage, a killed process) continues from its last completed step with
+:meth:`Agent.resume`, without repeating the LLM calls already made.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from branchwise.agents.config import AgentConfig
+from branchwise.agents.deps import AgentDeps, ChunkIndex, GraphSearch, TreeSearch
+from branchwise.agents.events import AgentEvent, event_from_custom, step_summary
+from branchwise.agents.graph import build_graph
+from branchwise.agents.trace import AgentTrace
+from branchwise.errors import BranchwiseError, InputError
+from branchwise.generation.compress import Compressor
+from branchwise.models.base import LLM
+from branchwise.types import Answer, Citation
+
+log = logging.getLogger(__name__)
+
+
+def answer_from_state(state: Mapping[str, Any], *, thread_id: str, config: AgentConfig) -> Answer:
+    """The :class:`Answer` (with its :class:`AgentTrace`) of a finished run's state."""
+    rec = state.get("answer")
+    if rec is None:
+        raise BranchwiseError(
+            f"the run on thread {thread_id!r} has not produced an answer yet.",
+            fix="resume it with agent.resume(thread_id), or ask again.",
+        )
+    trace = AgentTrace.from_state(state, thread_id=thread_id, config=asdict(config))
+    return Answer(
+        text=rec["text"],
+        citations=[Citation(**c) for c in rec["citations"]],
+        found=rec["found"],
+        trace=trace,
+        usage=trace.usage,
+        context_tokens=rec["context_tokens"],
+    )
+
+
+class Agent:
+    """Agentic RAG over one index: plan → retrieve → distill → feedback ↺ → compress → answer.
+
+    Args:
+        index: the index (``retrieval.index.Index`` or anything with its search surface).
+        llm: the LLM for planning, distillation, feedback and answers.
+        config: see :class:`AgentConfig`.
+        tree_search: tree navigation (e.g. :class:`~branchwise.agents.tree_search.NavigatorSearch`);
+            required by ``retrieval="tree"``.
+        graph_search: GRAG graph retrieval (e.g. ``graph.retrieve.GraphRetriever``).
+        compressor: a context compressor (``generation.compress.make_compressor(...)``).
+        checkpoint_path: SQLite file for LangGraph checkpoints (None: no checkpoints,
+            :meth:`resume` unavailable).
+    """
+
+    def __init__(
+        self,
+        index: ChunkIndex,
+        llm: LLM,
+        config: AgentConfig = AgentConfig(),
+        *,
+        tree_search: TreeSearch | None = None,
+        graph_search: GraphSearch | None = None,
+        compressor: Compressor | None = None,
+        checkpoint_path: str | Path | None = None,
+    ) -> None:
+        if config.retrieval in ("tree", "tree+hybrid") and tree_search is None:
+            raise InputError(
+                f"retrieval={config.retrieval!r} needs a tree search, and none was given.",
+                fix="pass tree_search=NavigatorSearch(...), or use retrieval='auto' / 'hybrid'.",
+            )
+        self.config = config
+        self.deps = AgentDeps(index=index, llm=llm, tree_search=tree_search,
+                              graph_search=graph_search, compressor=compressor)
+        self._conn: sqlite3.Connection | None = None
+        checkpointer = None
+        if checkpoint_path is not None:
+            Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(checkpoint_path), check_same_thread=False)
+            checkpointer = SqliteSaver(self._conn)
+        self.graph = build_graph(config, checkpointer)
+        self.last_thread_id: str | None = None
+
+    # -- running --------------------------------------------------------------------------
+    def _run_config(self, thread_id: str) -> RunnableConfig:
+        return {"recursion_limit": self.config.recursion_limit, "configurable": {"thread_id": thread_id}}
+
+    def _thread(self, thread_id: str | None) -> str:
+        self.last_thread_id = thread_id or uuid.uuid4().hex
+        return self.last_thread_id
+
+    def ask(self, question: str, *, thread_id: str | None = None) -> Answer:
+        """Answer ``question``; the answer carries citations, usage and the :class:`AgentTrace`."""
+        if not question or not question.strip():
+            raise InputError("the question is empty.", fix="pass a non-empty question.")
+        tid = self._thread(thread_id)
+        state = self.graph.invoke({"question": question}, self._run_config(tid), context=self.deps)
+        return answer_from_state(state, thread_id=tid, config=self.config)
+
+    def stream(self, question: str, *, thread_id: str | None = None) -> Iterator[AgentEvent]:
+        """Run ``question`` and yield its events; the last one is the ``"answer"`` event."""
+        if not question or not question.strip():
+            raise InputError("the question is empty.", fix="pass a non-empty question.")
+        tid = self._thread(thread_id)
+        yield from self._stream({"question": question}, tid)
+
+    def resume(self, thread_id: str) -> Answer:
+        """Continue the run of ``thread_id`` from its last checkpoint and return its answer."""
+        if self._conn is None:
+            raise InputError("resume needs checkpoints.", fix="create the Agent with checkpoint_path=...")
+        config = self._run_config(thread_id)
+        snapshot = self.graph.get_state(config)
+        if not snapshot.values:
+            raise InputError(f"no checkpointed run for thread {thread_id!r}.", fix="check the thread id.")
+        self.last_thread_id = thread_id
+        state = snapshot.values if not snapshot.next else self.graph.invoke(None, config, context=self.deps)
+        return answer_from_state(state, thread_id=thread_id, config=self.config)
+
+    def _stream(self, inputs: dict[str, Any] | None, thread_id: str) -> Iterator[AgentEvent]:
+        final: dict[str, Any] = {}
+        for mode, data in self.graph.stream(
+            inputs, self._run_config(thread_id), context=self.deps, stream_mode=["updates", "custom", "values"]
+        ):
+            if mode == "values":
+                final = data
+            elif mode == "custom":
+                if (event := event_from_custom(data)) is not None:
+                    yield event
+            else:
+                for node, update in data.items():
+                    if not node.startswith("__"):
+                        yield step_summary(node, update)
+        answer = answer_from_state(final, thread_id=thread_id, config=self.config)
+        yield AgentEvent(kind="answer", node="", message=answer.text, data={"found": answer.found}, answer=answer)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the checkpoint database (the index and LLM belong to the caller)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "Agent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def deps_from_settings(index_dir: Path) -> AgentDeps:
+    """Open an index directory with the models of :class:`branchwise.config.Settings` (env).
+
+    Used by the ``langgraph dev`` factory (:func:`branchwise.agents.graph.make_graph`).
+    """
+    from branchwise.config import Settings
+    from branchwise.models.factory import make_llm
+    from branchwise.retrieval.index import Index
+
+    from branchwise.agents.tree_search import NavigatorSearch
+
+    settings = Settings.from_env()
+    index = Index.open(index_dir)
+    llm = make_llm(settings.llm)
+    tree_search = NavigatorSearch.embedding(index) if index.tree is not None else None
+    return AgentDeps(index=index, llm=llm, tree_search=tree_search)

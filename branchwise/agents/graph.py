@@ -1,0 +1,154 @@
+"""The one place the agent's LangGraph ``StateGraph`` is assembled and compiled.
+
+Topology (RFM-RAG loop, arXiv 2508.17862, over LATTICE / hybrid / GRAG retrieval)::
+
+    START → plan ─route_retrieval─▶ retrieve_tree | retrieve_index | graph_retrieve ─▶ distill
+                ▲                        (one or several, in parallel)                  │
+                └── route_retrieval ◀── gap_query ◀─continue─ feedback ◀────────────────┘
+                                                                │ answer
+                                                                ▼
+                                                 compress ─▶ generate ─▶ END
+
+Nodes are small functions ``(state, runtime, env) -> partial update`` (see
+``nodes_reason``, ``nodes_retrieve``, ``nodes_answer``); ``env`` (the :class:`AgentConfig`
+and optional default deps) is bound here with :func:`functools.partial`, while the run-time
+dependencies (index, LLM, retrievers, compressor) arrive per run as the LangGraph context
+(``graph.invoke(inputs, config, context=AgentDeps(...))``). Inspect the graph with
+``build_graph(AgentConfig()).get_graph().draw_mermaid()``.
+
+Adding a node — e.g. a reranker between retrieval and distillation::
+
+    from branchwise.agents.graph import agent_builder
+
+    def rerank(state, runtime, env):                  # returns a partial update
+        pool = state["evidence"]
+        return {"evidence": {cid: {**rec, "score": my_score(rec)} for cid, rec in pool.items()}}
+
+    builder = agent_builder(config)                   # an uncompiled StateGraph
+    builder.add_node("rerank", functools.partial(rerank, env=GraphEnv(config)))
+    # re-wire: drop distill's incoming edges by building your own edges, or append a step:
+    builder.add_edge("rerank", "distill")
+    graph = builder.compile(checkpointer=...)
+
+``agent_builder`` returns the builder before compilation so edges can be changed;
+:func:`build_graph` is ``agent_builder(...).compile(...)``. ``langgraph.json`` registers
+:func:`make_graph` for ``langgraph dev``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, get_args
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import RetryPolicy
+
+from branchwise.agents import nodes_answer, nodes_reason, nodes_retrieve, routers
+from branchwise.agents.config import AgentConfig
+from branchwise.agents.deps import AgentDeps, GraphEnv
+from branchwise.agents.state import AgentInput, AgentState
+from branchwise.errors import BranchwiseError, InputError, OutputParseError
+
+log = logging.getLogger(__name__)
+
+#: The nodes, in topological order; each is ``fn(state, runtime, env)``.
+NODES: dict[str, Callable[..., dict[str, Any]]] = {
+    "plan": nodes_reason.plan,
+    "retrieve_tree": nodes_retrieve.retrieve_tree,
+    "retrieve_index": nodes_retrieve.retrieve_index,
+    "graph_retrieve": nodes_retrieve.graph_retrieve,
+    "distill": nodes_retrieve.distill,
+    "feedback": nodes_reason.feedback,
+    "gap_query": nodes_reason.gap_query,
+    "compress": nodes_answer.compress,
+    "generate": nodes_answer.generate,
+}
+
+
+def is_transient(exc: Exception) -> bool:
+    """Retry a node on transient backend failures only (timeouts, 429/5xx).
+
+    Malformed LLM output is handled inside the nodes (repair, retry, fallback), so
+    :class:`OutputParseError` is not retried here.
+    """
+    return isinstance(exc, BranchwiseError) and exc.retryable and not isinstance(exc, OutputParseError)
+
+
+RETRY = RetryPolicy(initial_interval=1.0, backoff_factor=2.0, max_attempts=3, retry_on=is_transient)
+
+
+def agent_builder(
+    config: AgentConfig = AgentConfig(),
+    *,
+    deps: AgentDeps | Callable[[], AgentDeps] | None = None,
+) -> StateGraph[AgentState, AgentDeps, AgentInput, AgentState]:
+    """The uncompiled agent graph (to extend before compiling; see the module docstring)."""
+    env = GraphEnv(config, deps)
+    builder: StateGraph[AgentState, AgentDeps, AgentInput, AgentState] = StateGraph(
+        AgentState, context_schema=AgentDeps, input_schema=AgentInput, output_schema=AgentState
+    )
+    for name, fn in NODES.items():
+        builder.add_node(name, functools.partial(fn, env=env), retry_policy=RETRY)
+    route = functools.partial(routers.route_retrieval, env=env)
+    retrieval_targets = list(get_args(routers.RetrievalNode))
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", route, retrieval_targets)
+    for name in ("retrieve_tree", "retrieve_index", "graph_retrieve"):
+        builder.add_edge(name, "distill")
+    builder.add_edge("distill", "feedback")
+    builder.add_conditional_edges("feedback", routers.after_feedback, list(get_args(routers.FeedbackNext)))
+    builder.add_conditional_edges("gap_query", route, retrieval_targets)
+    builder.add_edge("compress", "generate")
+    builder.add_edge("generate", END)
+    return builder
+
+
+def build_graph(
+    config: AgentConfig = AgentConfig(),
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    *,
+    deps: AgentDeps | Callable[[], AgentDeps] | None = None,
+) -> CompiledStateGraph[AgentState, AgentDeps, AgentInput, AgentState]:
+    """Compile the agent graph.
+
+    Args:
+        config: the agent configuration (loop bound, budgets, routes, modes).
+        checkpointer: e.g. ``SqliteSaver`` for resumable runs (pass a ``thread_id``).
+        deps: dependencies to use when a run passes no ``context`` (or a provider of them);
+            a run's own ``context=AgentDeps(...)`` always wins.
+
+    Run it with ``config={"recursion_limit": config.recursion_limit}`` (the
+    :class:`~branchwise.agents.agent.Agent` facade does).
+    """
+    return agent_builder(config, deps=deps).compile(checkpointer=checkpointer, name="branchwise-agent")
+
+
+def make_graph(config: RunnableConfig) -> CompiledStateGraph[AgentState, AgentDeps, AgentInput, AgentState]:
+    """Graph factory for ``langgraph dev`` / LangGraph Server (registered in ``langgraph.json``).
+
+    The index directory comes from ``configurable.index_dir`` or ``BRANCHWISE_INDEX``; the
+    models from ``BRANCHWISE_LLM`` / ``BRANCHWISE_EMBEDDER`` (see :mod:`branchwise.config`).
+    Nothing is loaded until a run needs it, so schema and graph introspection stay cheap.
+    """
+    configurable = config.get("configurable") or {}
+    index_dir = configurable.get("index_dir") or os.environ.get("BRANCHWISE_INDEX")
+    if not index_dir:
+        raise InputError(
+            "the branchwise graph factory needs an index directory.",
+            fix="set BRANCHWISE_INDEX=/path/to/index (build one with `branchwise index`), "
+            "or pass configurable.index_dir.",
+        )
+
+    @functools.cache
+    def provider() -> AgentDeps:
+        from branchwise.agents.agent import deps_from_settings
+
+        return deps_from_settings(Path(index_dir))
+
+    return build_graph(AgentConfig(), deps=provider)

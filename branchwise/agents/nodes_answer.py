@@ -1,0 +1,115 @@
+"""Answer nodes: compress the pool to the generator's token budget, then write a cited answer.
+
+``compress`` is the hook of the compression stage (RECOMP / CoLoR-style compressors of
+:mod:`branchwise.generation.compress`): with a compressor it records what it kept and the
+token ratio; without one (or with mode ``"none"``) it passes the ranked pool through,
+truncated to ``context_budget_tokens`` (whole items while they fit, then the next item cut
+at a token edge, so a single long chunk is shortened rather than dropped).
+``generate`` writes the grounded answer with :class:`~branchwise.generation.answer.AnswerWriter`
+and streams its text as ``"token"`` events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from langgraph.runtime import Runtime
+
+from branchwise.agents.deps import AgentDeps, GraphEnv
+from branchwise.agents.events import emit
+from branchwise.agents.state import (
+    AgentState,
+    AnswerRecord,
+    CompressionRecord,
+    EvidenceRecord,
+    UsageRecord,
+    evidence_from_record,
+    evidence_to_record,
+    ranked_pool,
+)
+from branchwise.agents.structured import usage_of
+from branchwise.generation.answer import AnswerConfig, AnswerWriter
+from branchwise.generation.compress import count_tokens, truncate_tokens
+
+log = logging.getLogger(__name__)
+
+#: Below this many tokens of budget left, a truncated tail item is not worth including.
+MIN_TAIL_TOKENS = 24
+
+
+def truncate_pool(pool: Sequence[EvidenceRecord], budget: int) -> tuple[list[EvidenceRecord], int, int]:
+    """Ranked items within ``budget`` tokens; returns ``(kept, tokens_before, tokens_after)``."""
+    kept: list[EvidenceRecord] = []
+    before = used = 0
+    for rec in pool:
+        n = count_tokens(rec["text"])
+        before += n
+        left = budget - used
+        if n <= left:
+            kept.append(rec)
+            used += n
+        elif left >= MIN_TAIL_TOKENS and (cut := truncate_tokens(rec["text"], left)):
+            kept.append({**rec, "text": cut})
+            used += count_tokens(cut)
+    return kept, before, used
+
+
+def compress(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
+    """Fit the pool into the generator's budget with the configured compressor (or truncation)."""
+    deps, cfg = env.deps(runtime.context), env.config
+    pool = ranked_pool(state.get("evidence", {}))
+    budget = cfg.context_budget_tokens
+    usage: UsageRecord = {}
+    compressor = deps.compressor
+    if compressor is not None and compressor.mode != "none":
+        emit(runtime, "progress", "compress", f"compressing {len(pool)} items ({compressor.mode})")
+        cc = compressor.compress(state["question"], [evidence_from_record(r) for r in pool], budget)
+        context = [evidence_to_record(e) for e in cc.items]
+        before, after, method, emptied = cc.tokens_before, cc.tokens_after, cc.mode, cc.dropped
+        u = cc.usage
+        usage = {"llm_calls": u.llm_calls, "prompt_tokens": u.prompt_tokens,
+                 "completion_tokens": u.completion_tokens, "embed_calls": u.embed_calls, "latency_s": u.latency_s}
+    else:
+        emit(runtime, "progress", "compress", f"fitting {len(pool)} items into {budget} tokens")
+        context, before, after = truncate_pool(pool, budget)
+        method, emptied = "truncate", False
+    kept = {e["chunk_id"] for e in context}
+    record: CompressionRecord = {
+        "method": method,
+        "budget_tokens": budget,
+        "tokens_before": before,
+        "tokens_after": after,
+        "ratio": round(after / before, 4) if before else 0.0,
+        "removed": [e["chunk_id"] for e in pool if e["chunk_id"] not in kept],
+        "emptied": emptied,
+    }
+    log.info("context: %d -> %d tokens (%s)", before, after, method)
+    return {"context": context, "compression": record, "usage": usage}
+
+
+def generate(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
+    """Write the cited answer from the (compressed) context; NOT_FOUND when unsupported.
+
+    The final answer is always written, even with the loop's budget spent: budgets bound
+    the search, and the answer is the one call the query exists for.
+    """
+    deps, cfg = env.deps(runtime.context), env.config
+    context = [evidence_from_record(r) for r in state.get("context", [])]
+    emit(runtime, "progress", "generate", f"writing the answer from {len(context)} sources")
+    writer = AnswerWriter(deps.llm, AnswerConfig(max_tokens=cfg.answer_max_tokens))
+    written = writer.write(
+        state["question"], context, on_token=lambda piece: emit(runtime, "token", "generate", piece)
+    )
+    answer: AnswerRecord = {
+        "text": written.text,
+        "found": written.found,
+        "citations": [
+            {"chunk_id": c.chunk_id, "marker": c.marker, "title": c.title, "quote": c.quote}
+            for c in written.citations
+        ],
+        "context_tokens": state.get("compression", {}).get("tokens_after", 0),
+        "inferred_citations": written.inferred_citations,
+    }
+    usage = usage_of(written.completion) if written.completion is not None else {}
+    return {"answer": answer, "usage": usage}

@@ -1,0 +1,157 @@
+"""``AgentTrace``: everything the agent did for one question, as reloadable JSON.
+
+Per round: the queries run, what each retrieval route returned, which chunks entered the
+pool, the pool size and the feedback decision (P("Yes") or the judged gap, unresolved
+triples, why the loop stopped). Around the rounds: the plan (triples, sub-questions), each
+tree navigation's full :class:`~branchwise.trees.trace.TraversalTrace` (slates, raw /
+calibrated / path scores, prompts, tokens, latency), the compression (method, tokens before
+and after, ratio), recorded fallbacks (malformed LLM output), usage and the answer.
+Schema ``branchwise.agent_trace/1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from branchwise.agents.state import (
+    AnswerRecord,
+    CompressionRecord,
+    NoteRecord,
+    RetrievalRecord,
+    RoundRecord,
+    Triple,
+)
+from branchwise.errors import IndexFormatError
+from branchwise.retrieval.atomic import atomic_write_text
+from branchwise.trees.trace import TraversalTrace
+from branchwise.types import Usage
+
+AGENT_TRACE_SCHEMA = "branchwise.agent_trace/1"
+
+
+def usage_from_record(rec: Mapping[str, Any]) -> Usage:
+    """A :class:`Usage` from a usage record (missing fields are zero)."""
+    return Usage(**{f.name: rec.get(f.name, f.default) for f in dataclasses.fields(Usage)})
+
+
+@dataclass(slots=True)
+class AgentTrace:
+    """The agent's record of one question.
+
+    Attributes:
+        question: the question asked.
+        thread_id: the LangGraph thread (checkpoint key) of the run.
+        config: the :class:`~branchwise.agents.config.AgentConfig` as a dict.
+        triples / subqueries / relational: the plan.
+        rounds: per round: queries, new chunk ids, pool size, feedback, decision.
+        retrievals: per retrieval call: route, query, chunk ids and scores.
+        navigation: the tree navigations, in order.
+        navigation_rounds: the agent round of each navigation (parallel to ``navigation``).
+        compression: what the compress node did (None if the run stopped before it).
+        notes: fallbacks and anomalies (malformed outputs, skipped routes, budget stops).
+        usage: LLM calls and tokens of the whole query (navigation included).
+        answer: the final answer record (None if the run did not finish).
+    """
+
+    question: str
+    thread_id: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    triples: list[Triple] = field(default_factory=list)
+    subqueries: list[str] = field(default_factory=list)
+    relational: bool = False
+    rounds: list[RoundRecord] = field(default_factory=list)
+    retrievals: list[RetrievalRecord] = field(default_factory=list)
+    navigation: list[TraversalTrace] = field(default_factory=list)
+    navigation_rounds: list[int] = field(default_factory=list)
+    compression: CompressionRecord | None = None
+    notes: list[NoteRecord] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    answer: AnswerRecord | None = None
+
+    @property
+    def stop_reason(self) -> str:
+        """Why the loop ended (``"sufficient"``, ``"max_rounds"``, ``"call_budget"``, ...)."""
+        return self.rounds[-1]["stop_reason"] if self.rounds else ""
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], *, thread_id: str = "", config: Mapping[str, Any] | None = None) -> "AgentTrace":
+        """Build the trace from a (final) agent state."""
+        nav_dicts = list(state.get("navigation", []))
+        return cls(
+            question=state.get("question", ""),
+            thread_id=thread_id,
+            config=dict(config or {}),
+            triples=list(state.get("triples", [])),
+            subqueries=list(state.get("subqueries", [])),
+            relational=bool(state.get("relational", False)),
+            rounds=list(state.get("rounds", [])),
+            retrievals=list(state.get("retrievals", [])),
+            navigation=[TraversalTrace.from_dict({k: v for k, v in d.items() if k != "agent_round"}) for d in nav_dicts],
+            navigation_rounds=[int(d.get("agent_round", 0)) for d in nav_dicts],
+            compression=state.get("compression"),
+            notes=list(state.get("notes", [])),
+            usage=usage_from_record(state.get("usage", {})),
+            answer=state.get("answer"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": AGENT_TRACE_SCHEMA,
+            "question": self.question,
+            "thread_id": self.thread_id,
+            "config": self.config,
+            "triples": self.triples,
+            "subqueries": self.subqueries,
+            "relational": self.relational,
+            "rounds": self.rounds,
+            "retrievals": self.retrievals,
+            "navigation": [t.to_dict() for t in self.navigation],
+            "navigation_rounds": self.navigation_rounds,
+            "compression": self.compression,
+            "notes": self.notes,
+            "usage": dataclasses.asdict(self.usage),
+            "answer": self.answer,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AgentTrace":
+        if d.get("schema") != AGENT_TRACE_SCHEMA:
+            raise IndexFormatError(
+                f"agent trace schema {d.get('schema')!r} is not {AGENT_TRACE_SCHEMA!r}.",
+                fix="re-run the question with this version of branchwise to write a new trace.",
+            )
+        return cls(
+            question=d["question"],
+            thread_id=d.get("thread_id", ""),
+            config=dict(d.get("config", {})),
+            triples=list(d.get("triples", [])),
+            subqueries=list(d.get("subqueries", [])),
+            relational=bool(d.get("relational", False)),
+            rounds=list(d.get("rounds", [])),
+            retrievals=list(d.get("retrievals", [])),
+            navigation=[TraversalTrace.from_dict(t) for t in d.get("navigation", [])],
+            navigation_rounds=list(d.get("navigation_rounds", [])),
+            compression=d.get("compression"),
+            notes=list(d.get("notes", [])),
+            usage=usage_from_record(d.get("usage", {})),
+            answer=d.get("answer"),
+        )
+
+    def save(self, path: Path) -> None:
+        """Write the trace as JSON (atomically)."""
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "AgentTrace":
+        """Read a trace written by :meth:`save`."""
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as e:
+            raise IndexFormatError(f"no agent trace at {path}.", fix="check the path given to --trace.") from e
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise IndexFormatError(f"agent trace {path} is corrupt: {e}.", fix="re-run the question to write it again.") from e

@@ -1,0 +1,105 @@
+"""PNG plots of a run summary (matplotlib's object API with the Agg canvas: no global state).
+
+* ``quality.png`` — the headline metric (and nDCG@10) per system with 95% CI whiskers;
+* ``quality_vs_context.png`` — headline metric against the tokens of context handed to the
+  generator (QA systems only): the efficiency frontier the agent's target is stated on;
+* ``cost.png`` — LLM calls and wall latency per query.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_LABELS = {"f1": "answer F1", "accuracy": "multiple-choice accuracy", "ndcg@10": "nDCG@10",
+           "llm_calls": "LLM calls / query", "latency_s": "latency / query (s)", "context_tokens": "context tokens"}
+_BOUNDED = frozenset({"f1", "em", "accuracy", "ndcg@10", "recall@10", "recall@5", "mrr@10"})
+_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
+           "#64B5CD"]
+
+
+def _save(fig: Figure, path: Path) -> str:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path.name
+
+
+def _series(summary: dict[str, Any], metric: str) -> list[tuple[str, dict[str, float]]]:
+    return [(n, s["metrics"][metric]) for n, s in summary["systems"].items() if metric in s["metrics"]]
+
+
+def _bars(ax: Any, series: list[tuple[str, dict[str, float]]], metric: str, colors: dict[str, str]) -> None:
+    names = [n for n, _ in series]
+    means = [m["mean"] for _, m in series]
+    err = [[m["mean"] - m["low"] for _, m in series], [m["high"] - m["mean"] for _, m in series]]
+    y = list(range(len(names)))[::-1]
+    ax.barh(y, means, xerr=err, color=[colors[n] for n in names], capsize=4, height=0.6)
+    ax.set_yticks(y, names)
+    bounded = metric in _BOUNDED
+    top = max([m["high"] for _, m in series] + [0.0])
+    xmax = max(1.0, top * 1.15) if bounded else (top * 1.3 or 1.0)
+    ax.set_xlim(0, xmax)
+    for yi, mean, high in zip(y, means, err[1]):
+        label = f"{mean:.3f}" if bounded else f"{mean:.3g}"
+        ax.text(mean + high + 0.01 * xmax, yi, label, va="center", fontsize=9)
+    ax.set_xlabel(_LABELS.get(metric, metric) + " (mean, 95% CI)")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
+    """Draw the plots that apply to this run; returns their file names."""
+    colors = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(summary["systems"])}
+    title = f"{summary['dataset']} ({summary['meta'].get('questions')} questions)"
+    written: list[str] = []
+    primary = summary["primary"]
+    panels = [m for m in dict.fromkeys([primary, "ndcg@10"]) if _series(summary, m)]
+    if panels:
+        n_sys = len(summary["systems"])
+        fig = Figure(figsize=(5.5 * len(panels), 0.55 * n_sys + 1.6))
+        for i, metric in enumerate(panels):
+            _bars(fig.add_subplot(1, len(panels), i + 1), _series(summary, metric), metric, colors)
+        fig.suptitle(f"Quality per system — {title}")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "quality.png"))
+
+    qa = [(n, s["metrics"]) for n, s in summary["systems"].items()
+          if primary in s["metrics"] and s["metrics"].get("context_tokens", {}).get("mean", 0) > 0]
+    if qa:
+        fig = Figure(figsize=(7, 4.8))
+        ax = fig.add_subplot(1, 1, 1)
+        for name, m in qa:
+            x, y = m["context_tokens"], m[primary]
+            ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x["low"]], [x["high"] - x["mean"]]],
+                        yerr=[[y["mean"] - y["low"]], [y["high"] - y["mean"]]], fmt="o", ms=8, capsize=4,
+                        color=colors[name], label=name)
+            ax.annotate(name, (x["mean"], y["mean"]), textcoords="offset points", xytext=(7, 6), fontsize=9)
+        base = dict(qa).get("naive_rag")
+        if base is not None:
+            # The agent's tracked target: naive RAG's F1 + 5 points with <= 15% of its context.
+            x15, y5 = 0.15 * base["context_tokens"]["mean"], base[primary]["mean"] + 0.05
+            ax.axvline(x15, color="grey", ls="--", lw=1)
+            ax.axhline(y5, color="grey", ls=":", lw=1)
+            ax.annotate("target: ≥ naive_rag + 0.05,\n≤ 15% of its context", (x15, y5), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8, color="grey")
+        ax.set_xlabel("context tokens given to the generator (mean per query)")
+        ax.set_ylabel(_LABELS.get(primary, primary))
+        ax.set_xlim(left=0)
+        ax.set_ylim(0, min(1.0, max(m[primary]["high"] for _, m in qa) * 1.25 + 0.1))
+        ax.grid(alpha=0.3)
+        ax.set_title(f"Quality vs context — {title}")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "quality_vs_context.png"))
+
+    cost = [m for m in ("llm_calls", "latency_s") if _series(summary, m)]
+    if cost:
+        n_sys = len(summary["systems"])
+        fig = Figure(figsize=(5.5 * len(cost), 0.55 * n_sys + 1.6))
+        for i, metric in enumerate(cost):
+            _bars(fig.add_subplot(1, len(cost), i + 1), _series(summary, metric), metric, colors)
+        fig.suptitle(f"Cost per query — {title}")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "cost.png"))
+    return written

@@ -1,0 +1,209 @@
+"""The evaluation runner: systems × questions → per-question JSONL → summary, tests, plots.
+
+    result = run_eval(dataset, ["bm25", "dense", "naive_rag"], EvalConfig(out_dir=Path("runs/hp"), limit=50),
+                      embedder=embedder, llm_factory=lambda: make_llm("default"))
+
+* **Resumable**: each finished (system, question) is appended to ``results.jsonl`` at once
+  (flushed and fsynced); a rerun skips the pairs already there, so a killed run continues
+  where it stopped and never duplicates a record. A half-written last line (the process died
+  mid-write) is cut off on load.
+* **Cached**: LLM calls go through :class:`~branchwise.models.cache.CachedLLM` backed by
+  ``cache/llm.sqlite`` in the run folder, so a rerun (or a second system making the same
+  call) costs nothing.
+* **Parallel where the backend allows**: questions run in a thread pool of
+  :attr:`EvalConfig.workers` for HTTP backends (``openai:`` specs), serially otherwise — one
+  llama.cpp model on a CPU gains nothing from threads and would only contend for cores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from branchwise.errors import InputError
+from branchwise.evals.datasets.types import EvalDataset, EvalQuestion
+from branchwise.evals.report import write_report
+from branchwise.evals.scoring import score_output
+from branchwise.evals.systems import System, SystemContext, available_systems, build_systems
+from branchwise.evals.workspace import ensure_tree, prepare_index
+from branchwise.models.base import LLM, Embedder
+from branchwise.retrieval.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """One evaluation run.
+
+    Attributes:
+        out_dir: run folder (results, report, plots, cache; the index unless ``index_dir``).
+        limit: evaluate the first ``limit`` questions (None: all).
+        k: chunks each system returns for the retrieval metrics.
+        rag_k: chunks naive RAG puts into the generator's context.
+        workers: threads for HTTP LLM backends (local backends always run serially).
+        index_dir: build/reuse the index here instead of ``out_dir/index`` (to share one
+            index between runs).
+        llm_spec: recorded in the run metadata; ``openai:`` specs enable ``workers``.
+        embedder_spec: recorded in the index manifest and the run metadata.
+        reference: system the others are compared against in the paired tests (None: the
+            first of naive_rag / bm25 present, else the first system).
+        seed: seed of the bootstrap resampling.
+        n_resamples: bootstrap resamples.
+        progress: show tqdm bars.
+    """
+
+    out_dir: Path
+    limit: int | None = None
+    k: int = 10
+    rag_k: int = 5
+    workers: int = 4
+    index_dir: Path | None = None
+    llm_spec: str | None = None
+    embedder_spec: str | None = None
+    reference: str | None = None
+    seed: int = 0
+    n_resamples: int = 10_000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.rag_k < 1 or self.workers < 1:
+            raise InputError("EvalConfig needs k, rag_k and workers >= 1.", fix="e.g. k=10, rag_k=5, workers=4.")
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"limit={self.limit} must be >= 1.", fix="pass a positive --limit or none.")
+
+    @property
+    def parallel(self) -> bool:
+        return self.workers > 1 and bool(self.llm_spec and self.llm_spec.startswith("openai:"))
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Where a run's outputs are, and the records it holds."""
+
+    out_dir: Path
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+class ResultsFile:
+    """Append-only per-question JSONL with resume support (thread-safe appends)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> list[dict[str, Any]]:
+        """All complete records; a torn last line is cut off (the run died mid-write)."""
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            cut = raw.rfind(b"\n") + 1
+            log.warning("%s ends with a partial record; discarding %d bytes", self.path, len(raw) - cut)
+            with self.path.open("r+b") as f:
+                f.truncate(cut)
+            raw = raw[:cut]
+        records = []
+        for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{self.path}:{lineno} is not valid JSON.",
+                                     fix="delete that line (or the file) and rerun.") from e
+        return records
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _needs(names: Iterable[str]) -> tuple[bool, bool]:
+    specs = available_systems()
+    chosen = [specs[n] for n in names if n in specs]
+    return any(s.needs_llm for s in chosen), any(s.needs_tree for s in chosen)
+
+
+def _reference(names: list[str], config: EvalConfig) -> str:
+    if config.reference:
+        if config.reference not in names:
+            raise InputError(f"reference system {config.reference!r} is not among the systems run.",
+                             fix=f"choose one of: {', '.join(names)}.")
+        return config.reference
+    return next((n for n in ("naive_rag", "bm25") if n in names), names[0])
+
+
+def run_eval(
+    dataset: EvalDataset,
+    system_names: list[str],
+    config: EvalConfig,
+    *,
+    embedder: Embedder,
+    llm_factory: Callable[[], LLM] | None = None,
+) -> RunResult:
+    """Evaluate ``system_names`` on ``dataset``; resumable; writes results and the report."""
+    if not system_names:
+        raise InputError("no systems to evaluate.", fix="pass --systems a,b,c (see --list-systems).")
+    if len(set(system_names)) != len(system_names):
+        raise InputError("a system is listed twice.", fix="list each system once.")
+    data = dataset.head(config.limit)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    needs_llm, needs_tree = _needs(system_names)
+    index = prepare_index(data, config.index_dir or out / "index", embedder,
+                          embedder_spec=config.embedder_spec, llm_spec=config.llm_spec, progress=config.progress)
+    if needs_tree:
+        ensure_tree(index, llm_factory, progress=config.progress)
+    ctx = SystemContext(index, llm_factory, out / "cache" / "llm.sqlite", k=config.k, rag_k=config.rag_k)
+    systems = build_systems(system_names, ctx)
+    meta = {"dataset": data.name, "kind": data.kind, "questions": len(data.questions),
+            "documents": len(data.corpus), "chunks": len(index.chunks), "systems": system_names,
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+            "uses_llm": needs_llm}
+    atomic_write_json(out / "run.json", meta)
+
+    results = ResultsFile(out / RESULTS_FILE)
+    done = {(r["system"], r["qid"]) for r in results.load()}
+    chunk_doc = lambda cid: index.chunks.get(cid).doc_id  # noqa: E731
+    chunk_text = lambda cid: index.chunks.get(cid).text  # noqa: E731
+
+    def one(system: System, q: EvalQuestion) -> None:
+        output = system.run(q.prompt_text())
+        record = {"system": system.name, **score_output(q, output, data.kind, chunk_doc, chunk_text)}
+        results.append(record)
+
+    for system in systems:
+        todo = [q for q in data.questions if (system.name, q.id) not in done]
+        if not todo:
+            continue
+        bar = tqdm(total=len(todo), desc=system.name, unit="q", disable=not config.progress)
+        if config.parallel and system.name in {n for n, s in available_systems().items() if s.needs_llm}:
+            with ThreadPoolExecutor(config.workers) as pool:
+                for fut in [pool.submit(one, system, q) for q in todo]:
+                    fut.result()
+                    bar.update(1)
+        else:
+            for q in todo:
+                one(system, q)
+                bar.update(1)
+        bar.close()
+
+    qids = {q.id for q in data.questions}
+    records = [r for r in results.load() if r["system"] in system_names and r["qid"] in qids]
+    summary = write_report(out, records, meta, reference=_reference(system_names, config),
+                           seed=config.seed, n_resamples=config.n_resamples)
+    return RunResult(out, records, summary)

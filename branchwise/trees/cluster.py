@@ -1,0 +1,406 @@
+"""Balanced clustering with a hard cap on cluster size, scaling to millions of vectors.
+
+Both tree builders need the same primitive: split a set of L2-normalised vectors into
+groups that are *semantically coherent* and *never larger than a cap* (the tree's maximum
+branching factor ``M``, or ``M**h`` leaves for a subtree of height ``h``). The cap is what
+keeps the navigator's slates small and the depth at ``ceil(log_M N)``.
+
+Why this algorithm (hierarchical, capacity-constrained spherical k-means):
+
+* **LATTICE** (Gupta et al. 2025, arXiv 2510.13217) used spectral clustering with a max
+  branching factor, and **RAPTOR** (Sarthi et al. 2024, arXiv 2401.18059) UMAP + Gaussian
+  mixtures. Both need all-pairs affinities or a kNN graph plus an O(n²)-memory step:
+  RAPTOR is reported to run out of memory at ~93k chunks. Measured on this 2-core machine
+  (``benchmarks/tree_build.py --baselines``, real all-MiniLM-L6-v2 embeddings of Vaswani
+  abstracts, one flat clustering into ``n/10`` groups): sklearn ``SpectralClustering``
+  took 1.1 s at n=1k and 54.6 s / 2.2 GB at n=5k, Ward ``AgglomerativeClustering`` 0.3 s
+  at 1k and 6.1 s / 0.6 GB at 5k (both O(n²) memory: 100k would need ~80 GB for the
+  affinity matrix alone). Neither caps cluster size: Ward's 5k groups ranged 1..77
+  members for a target of 10.
+* **k-means** with a small ``k`` is O(n·k·d) per iteration and streams: sklearn's
+  ``MiniBatchKMeans`` handles the top splits of a million points in seconds. Applied
+  recursively (hierarchical k-means, Nistér & Stewénius 2006) it produces ``n/M`` groups
+  at O(n·d·M·log_M n) cost, close to N log N.
+* **Balance** is enforced by a capacity-constrained assignment after each k-means fit
+  (balanced k-means, Malinen & Fränti 2014, approximated greedily instead of with the
+  Hungarian method): every cluster keeps the points that prefer it most, up to its
+  capacity, and overflow goes to each point's next-best cluster; lower bounds are then
+  repaired by moving the points that lose least. A few rounds of (centroid update,
+  constrained assignment) follow. When the natural clusters already fit, the constraint
+  is inactive and the result is plain k-means.
+
+Measured with this module (same benchmark, extractive summaries, M=12, bottom-up):
+see the table in ``benchmarks/tree_build.py``'s docstring (100k chunks in well under the
+5-minute / 4 GB target; growth close to N log N).
+
+Everything here is deterministic given ``seed`` (passed down as ``random_state``; no global
+RNG state is touched).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.cluster import KMeans, MiniBatchKMeans
+
+from branchwise.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Settings of the balanced k-means used by both tree builders.
+
+    Attributes:
+        minibatch_threshold: fit ``MiniBatchKMeans`` instead of full ``KMeans`` on sets
+            larger than this (the top splits of big corpora).
+        small_threshold: below this many points, run a light numpy Lloyd loop seeded by
+            k-means++ instead of sklearn's ``KMeans`` (whose per-call overhead dominates
+            the thousands of tiny splits near the leaves).
+        kmeans_max_iter: Lloyd iterations of sklearn's unconstrained fit.
+        small_max_iter: Lloyd iterations of the light loop (the balancing rounds that follow
+            are Lloyd steps too).
+        balance_iters: rounds of (capacity-constrained assignment, centroid update).
+        minibatch_size: batch size of ``MiniBatchKMeans``.
+        init_sample: k-means++ seeds large fits from a random sample of this many points.
+        fanout: how many parts each recursive step of :func:`balanced_groups` splits into
+            (None: the tree's ``max_children``).
+    """
+
+    minibatch_threshold: int = 50_000
+    small_threshold: int = 2_000
+    kmeans_max_iter: int = 30
+    small_max_iter: int = 10
+    balance_iters: int = 4
+    minibatch_size: int = 4096
+    init_sample: int = 20_000
+    fanout: int | None = None
+
+
+def derive_seed(seed: int, *path: int) -> int:
+    """A 31-bit seed for one split, derived from the build seed and the split's position."""
+    return int(np.random.SeedSequence(entropy=seed, spawn_key=tuple(path)).generate_state(1)[0] >> 1)
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32); zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0.0, 1.0, norms)
+
+
+# ---------------------------------------------------------------------------------------
+# constrained assignment
+# ---------------------------------------------------------------------------------------
+def capacitated_assign(sim: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Assign each row of ``sim`` (n × k similarities) to a column under size bounds.
+
+    Greedy deferred acceptance, vectorised: every unassigned point proposes to its most
+    similar open cluster; a cluster accepts its most similar proposers up to its remaining
+    capacity and closes when full. Each round closes a cluster or finishes, so at most k
+    rounds. Then clusters under their ``lower`` bound take the points of clusters above
+    theirs that lose the least similarity by moving.
+
+    Requires ``sum(lower) <= n <= sum(upper)``.
+    """
+    n, k = sim.shape
+    lower = np.asarray(lower, dtype=np.int64)
+    upper = np.asarray(upper, dtype=np.int64)
+    if lower.sum() > n or upper.sum() < n or np.any(lower > upper):
+        raise InputError(
+            f"infeasible cluster bounds for {n} points: lower sum {lower.sum()}, upper sum {upper.sum()}.",
+            fix="this is a bug in the caller's capacities; please report it.",
+        )
+    labels = np.full(n, -1, dtype=np.int64)
+    counts = np.zeros(k, dtype=np.int64)
+    open_ = upper > 0
+    pending = np.arange(n)
+    while pending.size:
+        masked = np.where(open_[None, :], sim[pending], -np.inf)
+        choice = masked.argmax(axis=1)
+        for j in np.unique(choice):
+            props = pending[choice == j]
+            room = int(upper[j] - counts[j])
+            if props.size > room:
+                order = np.argsort(-sim[props, j], kind="stable")
+                props = props[order[:room]]
+            labels[props] = j
+            counts[j] += props.size
+            if counts[j] >= upper[j]:
+                open_[j] = False
+        pending = pending[labels[pending] == -1]
+    _repair_lower(sim, labels, counts, lower)
+    return labels
+
+
+def _repair_lower(sim: np.ndarray, labels: np.ndarray, counts: np.ndarray, lower: np.ndarray) -> None:
+    """Move the cheapest points into clusters below their lower bound (in place)."""
+    for j in np.flatnonzero(counts < lower):
+        need = int(lower[j] - counts[j])
+        surplus = counts - lower
+        donors = np.flatnonzero((surplus[labels] > 0) & (labels != j))
+        cost = sim[donors, labels[donors]] - sim[donors, j]
+        donors = donors[np.argsort(cost, kind="stable")]
+        # rank of each candidate within its donor cluster, so no donor drops below its bound
+        by_donor = np.argsort(labels[donors], kind="stable")
+        grouped = labels[donors][by_donor]
+        rank = np.empty(donors.size, dtype=np.int64)
+        rank[by_donor] = np.arange(donors.size) - np.searchsorted(grouped, grouped, side="left")
+        take = donors[rank < surplus[labels[donors]]][:need]
+        np.subtract.at(counts, labels[take], 1)
+        labels[take] = j
+        counts[j] += take.size
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray, k: int, previous: np.ndarray) -> np.ndarray:
+    onehot = sp.csr_matrix((np.ones(labels.size, dtype=np.float32), (labels, np.arange(labels.size))), shape=(k, labels.size))
+    sums = np.asarray(onehot @ x, dtype=np.float32)
+    empty = np.asarray(onehot.sum(axis=1)).ravel() == 0
+    sums[empty] = previous[empty]
+    return normalize(sums)
+
+
+def _initial_centers(x: np.ndarray, k: int, seed: int, cfg: ClusterConfig) -> np.ndarray:
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    if n > cfg.small_threshold:
+        # k-means++ on a sample: sklearn's own init upcasts the full set to float64
+        sample = x if n <= cfg.init_sample else x[np.sort(rng.choice(n, cfg.init_sample, replace=False))]
+        init = _kmeans_plusplus(sample, k, rng)
+        km: KMeans | MiniBatchKMeans
+        if n > cfg.minibatch_threshold:
+            km = MiniBatchKMeans(
+                n_clusters=k, init=init, n_init=1, batch_size=cfg.minibatch_size, random_state=seed, max_iter=cfg.kmeans_max_iter
+            )
+        else:
+            km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=cfg.kmeans_max_iter, random_state=seed)
+        return normalize(km.fit(x).cluster_centers_)
+    centers = _kmeans_plusplus(x, k, rng)
+    labels = np.full(n, -1)
+    for _ in range(cfg.small_max_iter):  # spherical Lloyd: cheap at this size
+        new = (x @ centers.T).argmax(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        centers = _centroids(x, labels, k, centers)
+    return centers
+
+
+def _kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007) in float32 on unit vectors.
+
+    sklearn's version upcasts to float64 and tries ``2 + log k`` candidates per step; on
+    the thousands of small splits near the leaves this lighter one is ~5x faster.
+    """
+    n = x.shape[0]
+    chosen = [int(rng.integers(n))]
+    d2 = np.maximum(2.0 - 2.0 * (x @ x[chosen[0]]), 0.0)
+    for _ in range(1, k):
+        total = float(d2.sum())
+        nxt = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        chosen.append(nxt)
+        d2 = np.minimum(d2, np.maximum(2.0 - 2.0 * (x @ x[nxt]), 0.0))
+    return x[chosen].copy()
+
+
+def balanced_kmeans(
+    x: np.ndarray, k: int, lower: Sequence[int] | np.ndarray, upper: Sequence[int] | np.ndarray, *, seed: int, config: ClusterConfig
+) -> np.ndarray:
+    """Spherical k-means whose cluster ``j`` has between ``lower[j]`` and ``upper[j]`` points.
+
+    Args:
+        x: (n, d) L2-normalised vectors.
+        k: number of clusters.
+        lower, upper: per-cluster size bounds (``sum(lower) <= n <= sum(upper)``).
+        seed: random_state of the k-means fit.
+        config: clustering settings.
+
+    Returns:
+        labels in ``[0, k)`` of shape (n,).
+    """
+    n = x.shape[0]
+    lo, up = np.asarray(lower, dtype=np.int64), np.asarray(upper, dtype=np.int64)
+    if k == 1:
+        return np.zeros(n, dtype=np.int64)
+    if n <= k:  # each point its own cluster, in the first n clusters (bounds allow it)
+        return capacitated_assign(np.eye(n, k, dtype=np.float32), lo, up)
+    return _balance(x, _initial_centers(x, k, seed, config), lo, up, config.balance_iters)
+
+
+def _balance(x: np.ndarray, centers: np.ndarray, lower: np.ndarray, upper: np.ndarray, iters: int) -> np.ndarray:
+    """Rounds of (capacity-constrained assignment, centroid update) from ``centers``."""
+    labels = np.full(x.shape[0], -1, dtype=np.int64)
+    for _ in range(max(1, iters)):
+        new = capacitated_assign(x @ centers.T, lower, upper)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        centers = _centroids(x, labels, centers.shape[0], centers)
+    return labels
+
+
+# ---------------------------------------------------------------------------------------
+# bottom-up: one level of grouping
+# ---------------------------------------------------------------------------------------
+def n_groups(n: int, max_size: int, fill: float) -> int:
+    """How many groups a bottom-up level of ``n`` nodes is split into.
+
+    ``ceil(n / (max_size * fill))``: a pure function of ``n``, which is what lets the dry
+    run count a bottom-up build's nodes (and LLM calls) exactly without summarising.
+    """
+    return max(1, math.ceil(n / (max_size * fill)))
+
+
+def _allot(sizes: np.ndarray, g: int, max_size: int, min_size: int) -> np.ndarray | None:
+    """Share ``g`` groups among parts of ``sizes`` so each part's groups can hold between
+    ``min_size`` and ``max_size`` points, or None if the parts do not allow it."""
+    need = -(-sizes // max_size)
+    most = sizes // min_size
+    if np.any(need > most) or need.sum() > g or most.sum() < g:
+        return None
+    target = sizes * g / sizes.sum()
+    allot = np.clip(np.floor(target).astype(np.int64), need, most)
+    while allot.sum() < g:  # give spare groups to the most under-served part that can take one
+        gap = np.where(allot < most, target - allot, -np.inf)
+        allot[int(gap.argmax())] += 1
+    while allot.sum() > g:  # take back from the most over-served part that can spare one
+        gap = np.where(allot > need, allot - target, -np.inf)
+        allot[int(gap.argmax())] -= 1
+    return allot
+
+
+def _hamilton(sizes: np.ndarray, g: int) -> np.ndarray:
+    """Largest-remainder apportionment of ``g`` seats by ``sizes``, every part ≥ 1."""
+    k = sizes.size
+    weights = np.maximum(sizes, 1).astype(np.float64)
+    quota = (g - k) * weights / weights.sum()
+    allot = 1 + np.floor(quota).astype(np.int64)
+    rest = g - int(allot.sum())
+    allot[np.argsort(-(quota - np.floor(quota)), kind="stable")[:rest]] += 1
+    return allot
+
+
+def balanced_groups(
+    x: np.ndarray, groups: int, max_size: int, *, min_size: int = 1, seed: int, config: ClusterConfig
+) -> list[np.ndarray]:
+    """Partition the rows of ``x`` into exactly ``groups`` groups of ``min_size..max_size`` rows.
+
+    Recursive balanced k-means: split into ``fanout`` parts, share the ``groups`` among
+    the parts in proportion to their sizes, recurse. The first fit of each split is
+    unconstrained; only when the parts cannot be covered by whole groups does the split
+    fall back to capacity-constrained assignment with bounds ``share × min_size`` and
+    ``share × max_size``. ``min_size`` is lowered to ``n // groups`` if needed to be
+    feasible; it avoids single-child internal nodes for outliers.
+
+    Returns:
+        groups as sorted arrays of row indices, in a deterministic order.
+    """
+    n = x.shape[0]
+    if not (1 <= groups <= n <= groups * max_size):
+        raise InputError(f"cannot split {n} points into {groups} groups of at most {max_size}.", fix="check max_children.")
+    min_size = max(1, min(min_size, n // groups))
+    fanout = max(2, config.fanout or max_size)
+    out: list[np.ndarray] = []
+    stack: list[tuple[np.ndarray, int]] = [(np.arange(n), groups)]
+    counter = 0
+    while stack:
+        idx, g = stack.pop()
+        if g == 1 or g == idx.size:  # one group, or one point per group
+            out.extend([np.sort(idx)] if g == 1 else [idx[i : i + 1] for i in range(idx.size)])
+            continue
+        b = min(fanout, g)
+        sub = x if idx.size == n else x[idx]
+        split_seed = derive_seed(seed, counter)
+        counter += 1
+        centers = _initial_centers(sub, b, split_seed, config)  # n > g >= b here
+        labels = (sub @ centers.T).argmax(axis=1)
+        sizes = np.bincount(labels, minlength=b)
+        allot = _allot(sizes, g, max_size, min_size)
+        if allot is None:
+            allot = _hamilton(sizes, g)
+            labels = _balance(sub, centers, allot * min_size, allot * max_size, config.balance_iters)
+        for j in reversed(range(b)):  # reversed: the stack pops part 0 first
+            if allot[j]:
+                stack.append((idx[labels == j], int(allot[j])))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# top-down: the whole divisive hierarchy
+# ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Split:
+    """One internal node of a divisive hierarchy (indices refer to the input rows).
+
+    Attributes:
+        leaves: rows attached directly below this node.
+        children: indices into the list of :class:`Split` of the sub-clusters.
+    """
+
+    leaves: list[int]
+    children: list[int]
+
+
+def _height(n: int, m: int) -> int:
+    """Smallest h with m**h >= n."""
+    h, cap = 0, 1
+    while cap < n:
+        cap *= m
+        h += 1
+    return h
+
+
+def divisive_hierarchy(x: np.ndarray, max_children: int, fill: float, *, seed: int, config: ClusterConfig) -> list[Split]:
+    """Recursively split all rows of ``x`` from the root down (top-down strategy).
+
+    A node over ``n > M`` points gets height ``h = ceil(log_M n)`` and is split into
+    ``c = min(M, ceil(n / (fill·M^(h-1))))`` clusters of at most ``M^(h-1)`` points each,
+    so the tree is never deeper than ``ceil(log_M N)``. A cluster with one point is
+    attached as a leaf directly (no single-child internal nodes). Nodes over ``≤ M``
+    points hold them as leaves.
+
+    Returns:
+        the splits in pre-order; ``splits[0]`` is the root.
+    """
+    n = x.shape[0]
+    if n == 0:
+        raise InputError("cannot build a tree over zero chunks.", fix="add documents first.")
+    splits: list[Split] = []
+    stack: list[tuple[np.ndarray, int | None]] = [(np.arange(n), None)]
+    counter = 0
+    while stack:
+        idx, parent = stack.pop()
+        me = len(splits)
+        splits.append(Split(leaves=[], children=[]))
+        if parent is not None:
+            splits[parent].children.append(me)
+        if idx.size <= max_children:
+            splits[me].leaves = idx.tolist()
+            continue
+        cap = max_children ** (_height(idx.size, max_children) - 1)
+        c = min(max_children, math.ceil(idx.size / (fill * cap)))
+        sub = x if idx.size == n else x[idx]
+        labels = balanced_kmeans(
+            sub, c, np.ones(c, dtype=np.int64), np.full(c, cap), seed=derive_seed(seed, counter), config=config
+        )
+        counter += 1
+        parts = [idx[labels == j] for j in range(c)]
+        splits[me].leaves = [int(p[0]) for p in parts if p.size == 1]
+        for part in reversed([p for p in parts if p.size > 1]):
+            stack.append((part, me))  # popped first-part-first: children stay in order
+    return splits
+
+
+def iter_levels(splits: list[Split]) -> Iterator[tuple[int, int]]:
+    """(split index, level) with level = 1 + max child level, leaves at 0, deepest first."""
+    level = [0] * len(splits)
+    for i in reversed(range(len(splits))):  # pre-order reversed: children before parents
+        level[i] = 1 + max([level[c] for c in splits[i].children] or [0])
+    for i in sorted(range(len(splits)), key=lambda i: (level[i], i)):
+        yield i, level[i]
