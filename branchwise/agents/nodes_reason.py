@@ -96,6 +96,7 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[
         "subqueries": subs or [question],
         "relational": is_relational(triples, subs),
         "round": 0,
+        "stop_reason": "",
         "pending_queries": queries,
         "queries_issued": Overwrite(queries),
         "evidence": Overwrite({}),
@@ -183,7 +184,7 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         "stop_reason": stop,
     }
     log.info("round %d: pool %d, decision %s (%s)", rnd, len(pool), decision, stop or "gap")
-    return {"feedback": record, "rounds": [round_record], "usage": usage, "notes": notes}
+    return {"feedback": record, "rounds": [round_record], "stop_reason": stop, "usage": usage, "notes": notes}
 
 
 def parse_gap(value: Any) -> str:
@@ -231,6 +232,7 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
         emit(runtime, "progress", "gap_query", f"round {state.get('round', 0) + 2}: searching {fresh}")
     return {
         "round": state.get("round", 0) + 1,
+        "stop_reason": "" if fresh else "no_new_query",
         "pending_queries": fresh,
         "queries_issued": fresh,
         "usage": usage,

@@ -198,6 +198,9 @@ class AgentState(TypedDict, total=False):
         navigation: ``TraversalTrace.to_dict()`` of each tree navigation.
         feedback: the latest sufficiency judgement.
         rounds: one record per finished round.
+        stop_reason: why the loop ended: ``"sufficient"``, ``"max_rounds"``,
+            ``"call_budget"``, ``"token_budget"``, ``"feedback_off"`` or ``"no_new_query"``
+            (every gap query had been searched); ``""`` while it runs.
         usage: LLM calls and tokens (reducer :func:`add_usage`).
         notes: recorded fallbacks (malformed outputs, empty routes, budget stops).
         context: the (compressed) evidence given to the generator, in prompt order.
@@ -217,6 +220,7 @@ class AgentState(TypedDict, total=False):
     navigation: Annotated[list[dict[str, Any]], operator.add]
     feedback: FeedbackRecord
     rounds: Annotated[list[RoundRecord], operator.add]
+    stop_reason: str
     usage: Annotated[UsageRecord, add_usage]
     notes: Annotated[list[NoteRecord], operator.add]
     context: list[EvidenceRecord]

@@ -48,6 +48,8 @@ class AgentTrace:
         config: the :class:`~branchwise.agents.config.AgentConfig` as a dict.
         triples / subqueries / relational: the plan.
         rounds: per round: queries, new chunk ids, pool size, feedback, decision.
+        stop_reason: why the loop ended (``"sufficient"``, ``"max_rounds"``,
+            ``"call_budget"``, ``"no_new_query"``, ...).
         retrievals: per retrieval call: route, query, chunk ids and scores.
         navigation: the tree navigations, in order.
         navigation_rounds: the agent round of each navigation (parallel to ``navigation``).
@@ -64,6 +66,7 @@ class AgentTrace:
     subqueries: list[str] = field(default_factory=list)
     relational: bool = False
     rounds: list[RoundRecord] = field(default_factory=list)
+    stop_reason: str = ""
     retrievals: list[RetrievalRecord] = field(default_factory=list)
     navigation: list[TraversalTrace] = field(default_factory=list)
     navigation_rounds: list[int] = field(default_factory=list)
@@ -71,11 +74,6 @@ class AgentTrace:
     notes: list[NoteRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     answer: AnswerRecord | None = None
-
-    @property
-    def stop_reason(self) -> str:
-        """Why the loop ended (``"sufficient"``, ``"max_rounds"``, ``"call_budget"``, ...)."""
-        return self.rounds[-1]["stop_reason"] if self.rounds else ""
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], *, thread_id: str = "", config: Mapping[str, Any] | None = None) -> "AgentTrace":
@@ -89,6 +87,7 @@ class AgentTrace:
             subqueries=list(state.get("subqueries", [])),
             relational=bool(state.get("relational", False)),
             rounds=list(state.get("rounds", [])),
+            stop_reason=state.get("stop_reason", ""),
             retrievals=list(state.get("retrievals", [])),
             navigation=[TraversalTrace.from_dict({k: v for k, v in d.items() if k != "agent_round"}) for d in nav_dicts],
             navigation_rounds=[int(d.get("agent_round", 0)) for d in nav_dicts],
@@ -108,6 +107,7 @@ class AgentTrace:
             "subqueries": self.subqueries,
             "relational": self.relational,
             "rounds": self.rounds,
+            "stop_reason": self.stop_reason,
             "retrievals": self.retrievals,
             "navigation": [t.to_dict() for t in self.navigation],
             "navigation_rounds": self.navigation_rounds,
@@ -132,6 +132,7 @@ class AgentTrace:
             subqueries=list(d.get("subqueries", [])),
             relational=bool(d.get("relational", False)),
             rounds=list(d.get("rounds", [])),
+            stop_reason=d.get("stop_reason", ""),
             retrievals=list(d.get("retrievals", [])),
             navigation=[TraversalTrace.from_dict(t) for t in d.get("navigation", [])],
             navigation_rounds=list(d.get("navigation_rounds", [])),

@@ -33,6 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--k", type=int, default=10, help="chunks retrieved per question for the retrieval metrics")
     p.add_argument("--rag-k", type=int, default=5, help="chunks naive RAG gives the generator")
     p.add_argument("--workers", type=int, default=4, help="parallel questions for HTTP (openai:) LLM backends")
+    p.add_argument("--tree-summaries", choices=("llm", "extractive"), default="llm",
+                   help="how to summarise the tree when a system needs one (llm: one call per node)")
     p.add_argument("--reference", default=None, help="system the paired tests compare against")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--list-systems", action="store_true", help="list the available systems and exit")
@@ -77,7 +79,7 @@ def _eval(args: argparse.Namespace) -> int:
     llm_spec = args.llm or os.environ.get("BRANCHWISE_LLM")
     config = EvalConfig(out_dir=args.out, limit=args.limit, k=args.k, rag_k=args.rag_k, workers=args.workers,
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
-                        reference=args.reference, seed=args.seed)
+                        tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     result = run_eval(dataset, names, config, embedder=make_embedder(settings.embedder),
                       llm_factory=(lambda: make_llm(llm_spec)) if llm_spec else None)

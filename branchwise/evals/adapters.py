@@ -4,8 +4,8 @@ Registered names:
 
 * ``navigator:embedding`` / ``navigator:yes_no`` / ``navigator:llm_slate`` — LATTICE-style
   tree navigation (``branchwise.trees.navigate.navigate``) with each scorer; retrieval only.
-* ``agent`` — the LangGraph agent with its default configuration (tree search when the index
-  has a tree, extractive compression to the agent's context budget);
+* ``agent`` — the LangGraph agent with its default configuration: tree navigation (embedding
+  scorer) and extractive compression to the agent's context budget;
 * ``agent_nocompress`` — the same agent without compression (truncation to the budget);
 * ``agent_hybrid`` — the agent retrieving with hybrid search instead of the tree;
 * ``agent_graph`` — the agent with the GRAG graph route always on (needs ``graph/``).
@@ -64,10 +64,14 @@ class NavigatorSystem:
         return scorers.LLMSlateScorer(llm)
 
     def run(self, question: str) -> SystemOutput:
-        llm = self._ctx.session_llm() if self._scorer != "embedding" else None
-        with Stopwatch() as sw:
-            result = self._navigate.navigate(self._resources, self._make_scorer(llm), question)
-        usage = usage_from_meter(llm.meter, sw.seconds) if llm is not None else result.usage
+        if self._scorer == "embedding":
+            with Stopwatch() as sw:
+                result = self._navigate.navigate(self._resources, self._make_scorer(None), question)
+            usage = result.usage
+        else:
+            with self._ctx.session_llm() as llm, Stopwatch() as sw:
+                result = self._navigate.navigate(self._resources, self._make_scorer(llm), question)
+            usage = usage_from_meter(llm.meter, sw.seconds)
         usage.latency_s = sw.seconds
         trace = result.trace
         info = {"iterations": len(getattr(trace, "steps", []) or []), "stop": getattr(trace, "stop_reason", "")}
@@ -102,8 +106,12 @@ class AgentSystem:
             config = replace(config, retrieval=route)
         if graph:
             config = replace(config, graph="always")
-        self._tree = route is None and ctx.index.tree is not None
         self._config = config
+        # The tree route navigates with the embedding scorer: zero LLM calls per slate, the
+        # agent's recommended setting for small local models (agents.tree_search).
+        self._tree_search = None
+        if route is None and ctx.index.tree is not None:
+            self._tree_search = _require("branchwise.agents.tree_search", name).NavigatorSearch.embedding(ctx.index)
 
     def _load_graph(self, ctx: SystemContext) -> Any:
         graph_retrieve = _require("branchwise.graph.retrieve", self.name)
@@ -114,21 +122,14 @@ class AgentSystem:
         graph = graph_types.KnowledgeGraph.load(ctx.index.graph_dir)
         return graph_retrieve.GraphRetriever(graph, ctx.embedder, ctx.index.store, chunks=ctx.index.chunks)
 
-    def _tree_search(self, llm: Any) -> Any:
-        if not self._tree:
-            return None
-        module = _require("branchwise.agents.tree_search", self.name)
-        return module.NavigatorSearch.from_index(self._ctx.index, llm=llm)
-
     def run(self, question: str) -> SystemOutput:
         compress = _require("branchwise.generation.compress", self.name)
-        llm = self._ctx.session_llm()
-        compressor = None
-        if self._compress:
-            cfg = compress.CompressionConfig(budget_tokens=self._config.context_budget_tokens)
-            compressor = compress.make_compressor(cfg, llm=llm, embedder=self._ctx.embedder)
-        with Stopwatch() as sw:
-            agent = self._agents.Agent(self._ctx.index, llm, self._config, tree_search=self._tree_search(llm),
+        with self._ctx.session_llm() as llm, Stopwatch() as sw:
+            compressor = None
+            if self._compress:
+                cfg = compress.CompressionConfig(budget_tokens=self._config.context_budget_tokens)
+                compressor = compress.make_compressor(cfg, llm=llm, embedder=self._ctx.embedder)
+            agent = self._agents.Agent(self._ctx.index, llm, self._config, tree_search=self._tree_search,
                                        graph_search=self._graph_search, compressor=compressor)
             answer = agent.ask(question)
         usage = usage_from_meter(llm.meter, sw.seconds)
@@ -152,13 +153,14 @@ def _register() -> None:
         register_system(SystemSpec(f"navigator:{scorer}", lambda ctx, s=scorer: NavigatorSystem(ctx, s), what,
                                    needs_llm=needs_llm, needs_tree=True))
     register_system(SystemSpec("agent", lambda ctx: AgentSystem(ctx, "agent"),
-                               "branchwise agent (tree when available, extractive compression)", needs_llm=True))
+                               "branchwise agent (tree navigation, extractive compression)", needs_llm=True,
+                               needs_tree=True))
     register_system(SystemSpec("agent_nocompress", lambda ctx: AgentSystem(ctx, "agent_nocompress", compress=False),
-                               "branchwise agent without compression", needs_llm=True))
+                               "branchwise agent without compression", needs_llm=True, needs_tree=True))
     register_system(SystemSpec("agent_hybrid", lambda ctx: AgentSystem(ctx, "agent_hybrid", route="hybrid"),
                                "branchwise agent on hybrid retrieval (no tree)", needs_llm=True))
     register_system(SystemSpec("agent_graph", lambda ctx: AgentSystem(ctx, "agent_graph", graph=True),
-                               "branchwise agent with the graph route always on", needs_llm=True))
+                               "branchwise agent with the graph route always on", needs_llm=True, needs_tree=True))
 
 
 _register()

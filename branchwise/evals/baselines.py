@@ -61,8 +61,7 @@ def answer_from_evidence(ctx: SystemContext, question: str, evidence: list[Evide
     from branchwise.generation.answer import AnswerWriter
     from branchwise.generation.compress import count_tokens
 
-    llm = ctx.session_llm()
-    with Stopwatch() as sw:
+    with ctx.session_llm() as llm, Stopwatch() as sw:
         written = AnswerWriter(llm).write(question, evidence)
     context = sum(count_tokens(e.text) for e in evidence)
     usage = usage_from_meter(llm.meter, sw.seconds)
@@ -130,28 +129,38 @@ class CollapsedTree:
         return ranked
 
     def retrieve(self, question: str, n_nodes: int, k: int) -> tuple[list[ScoredChunk], list[Evidence]]:
-        """Ranked chunks (for metrics) and node evidence (for generation) of the top nodes."""
-        top, sims = self.top_nodes(question, max(n_nodes, k))
+        """Ranked chunks (for metrics) and node evidence (for generation) of the top nodes.
+
+        Each evidence item cites a distinct chunk: a summary cites its best-matching leaf not
+        already cited, and a summary whose leaves are all cited already adds nothing and is
+        skipped in favour of the next node.
+        """
+        top, sims = self.top_nodes(question, len(self.node_ids))
         pos = {nid: i for i, nid in enumerate(self.node_ids)}
         tree = self.index.tree
         ranked: list[ScoredChunk] = []
         seen: set[str] = set()
         evidence: list[Evidence] = []
-        for rank, (nid, score) in enumerate(top):
+        cited: set[str] = set()
+        for nid, score in top:
+            if len(ranked) >= k and len(evidence) >= n_nodes:
+                break
             node = tree[nid]
             leaves = [(str(node.chunk_id), score)] if node.is_leaf else self._leaf_sims(nid, sims, pos)
             for cid, _ in leaves:
                 if cid not in seen and len(ranked) < k:
                     seen.add(cid)
                     ranked.append(ScoredChunk(cid, score, "raptor"))
-            if rank < n_nodes:
-                best = leaves[0][0]
-                if node.is_leaf:
-                    c = self.index.chunks.get(best)
-                    evidence.append(Evidence(chunk_id=best, text=c.text, score=score, source="raptor", title=c.title))
-                else:
-                    evidence.append(Evidence(chunk_id=best, text=node.summary, score=score, source="raptor",
-                                             title=f"summary of {len(leaves)} passages"))
+            free = [cid for cid, _ in leaves if cid not in cited]
+            if len(evidence) >= n_nodes or not free:
+                continue
+            cited.add(free[0])
+            if node.is_leaf:
+                c = self.index.chunks.get(free[0])
+                evidence.append(Evidence(chunk_id=free[0], text=c.text, score=score, source="raptor", title=c.title))
+            else:
+                evidence.append(Evidence(chunk_id=free[0], text=node.summary, score=score, source="raptor",
+                                         title=f"summary of {len(leaves)} passages"))
         return ranked, evidence
 
 

@@ -56,6 +56,9 @@ class EvalConfig:
             index between runs).
         llm_spec: recorded in the run metadata; ``openai:`` specs enable ``workers``.
         embedder_spec: recorded in the index manifest and the run metadata.
+        tree_summaries: how the tree is summarised when a system needs one and the index
+            has none: ``"llm"`` (RAPTOR/LATTICE-style, one call per internal node) or
+            ``"extractive"`` (no LLM).
         reference: system the others are compared against in the paired tests (None: the
             first of naive_rag / bm25 present, else the first system).
         seed: seed of the bootstrap resampling.
@@ -71,6 +74,7 @@ class EvalConfig:
     index_dir: Path | None = None
     llm_spec: str | None = None
     embedder_spec: str | None = None
+    tree_summaries: str = "llm"
     reference: str | None = None
     seed: int = 0
     n_resamples: int = 10_000
@@ -79,6 +83,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.rag_k < 1 or self.workers < 1:
             raise InputError("EvalConfig needs k, rag_k and workers >= 1.", fix="e.g. k=10, rag_k=5, workers=4.")
+        if self.tree_summaries not in ("llm", "extractive"):
+            raise InputError(f"unknown tree_summaries {self.tree_summaries!r}.", fix="use 'llm' or 'extractive'.")
         if self.limit is not None and self.limit < 1:
             raise InputError(f"limit={self.limit} must be >= 1.", fix="pass a positive --limit or none.")
 
@@ -166,14 +172,16 @@ def run_eval(
     needs_llm, needs_tree = _needs(system_names)
     index = prepare_index(data, config.index_dir or out / "index", embedder,
                           embedder_spec=config.embedder_spec, llm_spec=config.llm_spec, progress=config.progress)
-    if needs_tree:
-        ensure_tree(index, llm_factory, progress=config.progress)
+    tree_usage = ensure_tree(index, llm_factory, summary_mode=config.tree_summaries,
+                             progress=config.progress) if needs_tree else None
     ctx = SystemContext(index, llm_factory, out / "cache" / "llm.sqlite", k=config.k, rag_k=config.rag_k)
     systems = build_systems(system_names, ctx)
     meta = {"dataset": data.name, "kind": data.kind, "questions": len(data.questions),
             "documents": len(data.corpus), "chunks": len(index.chunks), "systems": system_names,
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-            "uses_llm": needs_llm}
+            "uses_llm": needs_llm, "tree": index.tree.stats() if index.tree is not None else None}
+    if tree_usage is not None:
+        meta["tree_build"] = asdict(tree_usage)
     atomic_write_json(out / "run.json", meta)
 
     results = ResultsFile(out / RESULTS_FILE)

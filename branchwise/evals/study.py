@@ -121,7 +121,9 @@ def run_udcg_study(
         missing = [c for c in dict.fromkeys(top) if utilities.get(rec["qid"], c) is None]
         if missing:
             texts = [index.chunks.get(c).text for c in missing]
-            for c, u in zip(missing, passage_utilities(ctx.session_llm(), rec["question"], texts, config.udcg)):
+            with ctx.session_llm() as session:
+                found = passage_utilities(session, rec["question"], texts, config.udcg)
+            for c, u in zip(missing, found):
                 utilities.put({"qid": rec["qid"], "chunk_id": c, "utility": u})
         gold = set(rec["gold_docs"])
         docs = [index.chunks.get(c).doc_id for c in top]

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from branchwise.errors import InputError
 from branchwise.models.base import LLM, UsageMeter
@@ -113,11 +114,20 @@ class SystemContext:
                 self._llm = self._llm_factory()
             return self._llm
 
-    def session_llm(self) -> Any:
-        """A per-question CachedLLM over the shared backend (own meter, shared cache file)."""
+    @contextmanager
+    def session_llm(self) -> Iterator[Any]:
+        """``with ctx.session_llm() as llm:`` — a per-question CachedLLM over the shared backend.
+
+        It has its own :class:`UsageMeter` and shares the cache file; its sqlite connection
+        is closed when the block ends.
+        """
         from branchwise.models.cache import CachedLLM
 
-        return CachedLLM(self.base_llm(), self.cache_path, meter=UsageMeter())
+        llm = CachedLLM(self.base_llm(), self.cache_path, meter=UsageMeter())
+        try:
+            yield llm
+        finally:
+            llm.close()
 
 
 class Stopwatch:

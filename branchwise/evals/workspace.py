@@ -13,7 +13,6 @@ corpus costs LLM calls.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from typing import Any, Callable
 from branchwise.errors import InputError
 from branchwise.evals.datasets.types import EvalDataset
 from branchwise.models.base import LLM, Embedder
+from branchwise.types import Usage
 from branchwise.retrieval.atomic import atomic_write_jsonl
 
 log = logging.getLogger(__name__)
@@ -51,19 +51,36 @@ def prepare_index(
     return build_chunk_index(corpus, index_dir, embedder, config, progress=progress)
 
 
-def ensure_tree(index: Any, llm_factory: Callable[[], LLM] | None, *, progress: bool = True) -> None:
-    """Build the index's semantic tree if it has none (needs the tree builder and an LLM)."""
+def ensure_tree(
+    index: Any, llm_factory: Callable[[], LLM] | None, *, summary_mode: str = "llm", progress: bool = True
+) -> Usage | None:
+    """Build the index's semantic tree if it has none; returns the build's usage (None if reused).
+
+    Uses the tree stage's public pieces (:func:`branchwise.trees.build.build_tree`, the
+    summarizer, a resumable :class:`~branchwise.trees.checkpoint.BuildCheckpoint` in
+    ``<index>/tree.build``). LLM summaries go through the index's call cache, so an
+    interrupted build resumes without repeating calls.
+    """
     if index.tree is not None:
-        return
-    try:
-        build = importlib.import_module("branchwise.trees.build")
-    except ModuleNotFoundError as e:
-        raise InputError(
-            "a requested system needs a semantic tree, but the tree builder is not part of this build.",
-            fix="drop the tree systems (raptor*, navigator:*) or build the tree with `branchwise index`.",
-        ) from e
-    if llm_factory is None:
-        raise InputError("building the semantic tree needs an LLM for the summaries.",
-                         fix="pass --llm SPEC, or build the tree beforehand with `branchwise index`.")
-    log.info("building the semantic tree of %s (one summary call per internal node)", index.path)
-    build.build_tree_for_index(index, llm_factory(), progress=progress)
+        return None
+    from branchwise.models.cache import CachedLLM
+    from branchwise.trees.build import TreeConfig, build_tree
+    from branchwise.trees.checkpoint import BuildCheckpoint
+    from branchwise.trees.summarize import SummaryConfig, make_summarizer
+
+    chunks = list(index.chunks)
+    llm = None
+    if summary_mode == "llm":
+        if llm_factory is None:
+            raise InputError("building the semantic tree needs an LLM for the summaries.",
+                             fix="pass --llm SPEC, or build the tree beforehand with `branchwise index`.")
+        llm = CachedLLM(llm_factory(), index.cache_dir / "llm.sqlite")
+    summary = SummaryConfig(mode=summary_mode)  # type: ignore[arg-type]
+    summarizer = make_summarizer(summary, llm=llm, corpus_texts=(c.text for c in chunks))
+    checkpoint = BuildCheckpoint(index.path / "tree.build")
+    log.info("building the semantic tree of %s over %d chunks (%s summaries)", index.path, len(chunks), summary_mode)
+    result = build_tree(chunks, index.chunk_embeddings([c.id for c in chunks]), TreeConfig(summary=summary),
+                        summarizer=summarizer, embedder=index.embedder, checkpoint=checkpoint, progress=progress)
+    index.save_tree(result.tree, result.node_embeddings)
+    checkpoint.discard()
+    return result.usage

@@ -224,3 +224,50 @@ def read_triplets(path: Path) -> list[Triplet]:
         Triplet(str(r["anchor"]), str(r["positive"]), str(r["negative"]), str(r.get("source", "")), str(r.get("qid", "")))
         for r in iter_records(Path(path), "triplet JSONL")
     ]
+
+
+@dataclass(slots=True)
+class PreferenceMiningReport:
+    """CoLoR preference mining: the pairs plus how often each candidate kind won."""
+
+    pairs: list[Any] = field(default_factory=list)  # list[color.PreferencePair]
+    questions: int = 0
+    no_success: int = 0
+    wins: dict[str, int] = field(default_factory=dict)
+
+
+def mine_preferences(
+    examples: Sequence[QAExample],
+    extractive: Any,
+    abstractive: Any,
+    labeler_for: Any,
+    budget_tokens: int,
+    fractions: Sequence[float] = (0.25, 0.5, 1.0),
+) -> PreferenceMiningReport:
+    """CoLoR-style preference pairs: candidates per question, gold labels, shortest success wins.
+
+    Args:
+        examples: questions with evidence and gold answers.
+        extractive: an :class:`~branchwise.generation.extractive.ExtractiveCompressor`.
+        abstractive: an :class:`~branchwise.generation.abstractive.AbstractiveCompressor` or None.
+        labeler_for: ``example -> CandidateLabeler`` (gold sentences differ per question).
+        budget_tokens: the largest candidate budget.
+        fractions: the extractive budget ladder, as fractions of ``budget_tokens``.
+    """
+    from branchwise.generation.color import compression_prompt, generate_candidates, preference_pairs, shortest_successful
+
+    report = PreferenceMiningReport()
+    for ex in tqdm(examples, desc="mining preferences", unit="q"):
+        cands, _ = generate_candidates(ex.question, ex.evidence, budget_tokens, extractive, abstractive, fractions)
+        labeler = labeler_for(ex)
+        for c in cands:
+            c.label = labeler.label(ex.question, ex.answers, c)
+        report.questions += 1
+        best = shortest_successful(cands)
+        if best is None:
+            report.no_success += 1
+            continue
+        kind = cands[best].name.split("@")[0]
+        report.wins[kind] = report.wins.get(kind, 0) + 1
+        report.pairs.extend(preference_pairs(compression_prompt(ex.question, ex.evidence), cands, ex.id))
+    return report

@@ -40,7 +40,33 @@ _EXPORTS: dict[str, str] = {
     "build_chunk_index": "build",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BM25Config",
+    "BM25Index",
+    "BM25Retriever",
+    "ChromaConfig",
+    "ChromaStore",
+    "ChunkStore",
+    "Chunker",
+    "ChunkingConfig",
+    "DenseRetriever",
+    "EmbedderInfo",
+    "HybridConfig",
+    "HybridRetriever",
+    "Index",
+    "IndexBuildConfig",
+    "IngestConfig",
+    "Manifest",
+    "Retriever",
+    "Tokenizer",
+    "VectorStore",
+    "build_chunk_index",
+    "chunk_documents",
+    "get_tokenizer",
+    "load_documents",
+    "make_store",
+    "reciprocal_rank_fusion",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -123,9 +123,9 @@ class BM25Index:
             return []
         scores = np.asarray(self._retriever.get_scores(tokens), dtype=np.float64)
         k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
+        candidates = np.argpartition(-scores, k - 1)[:k].tolist()
         # ties broken by row order so results are deterministic
-        top = sorted(top.tolist(), key=lambda i: (-scores[i], i))
+        top = sorted(candidates, key=lambda i: (-scores[i], i))
         return [ScoredChunk(self.chunk_ids[i], float(scores[i]), "bm25") for i in top if scores[i] > 0]
 
     # -- persistence ----------------------------------------------------------------------

@@ -98,7 +98,8 @@ def build_chunk_index(
     if orphans:
         idx.store.delete(CHUNKS, orphans)
     if todo:
-        log.info("embedding %d of %d chunks (%d already stored)", len(todo), len(idx.chunks), len(stored) - len(orphans))
+        log.info("embedding %d of %d chunks (%d already stored)",
+                 len(todo), len(idx.chunks), len(stored) - len(orphans))
         idx.embed_chunks(todo, batch_size=config.embed_batch_size, progress=progress)
     idx.set_stage("embeddings", "done")
 
@@ -114,24 +115,27 @@ def build_chunk_index(
 
 def _open_or_create(out: Path, embedder: Embedder, config: IndexBuildConfig, fingerprint: str) -> Index:
     """Resume the index at ``out`` if it was built from the same inputs, else create one."""
-    create = dict(
-        embedder_spec=config.embedder_spec, llm_spec=config.llm_spec, chunking=config.chunking,
-        corpus_fingerprint=fingerprint,
-    )
+
+    def create(overwrite: bool) -> Index:
+        return Index.create(
+            out, embedder, config.store, embedder_spec=config.embedder_spec, llm_spec=config.llm_spec,
+            chunking=config.chunking, corpus_fingerprint=fingerprint, overwrite=overwrite,
+        )
+
     if not (out / MANIFEST_FILE).exists():
-        return Index.create(out, embedder, config.store, **create)
+        return create(overwrite=False)
     old = Manifest.load(out)
     why = _mismatch(old, embedder, config, fingerprint, out)
     if why is None:
         log.info("resuming the build at %s (stages: %s)", out, old.stages or "none")
-        return Index.open(out, embedder)
+        return Index.open(out, embedder, warn_unfinished=False)
     if not config.overwrite:
         raise IndexFormatError(
             f"{out} already holds an index built from {why}.",
             fix="pass overwrite=True (`--overwrite`) to replace it, or choose another --out.",
         )
     log.warning("replacing the index at %s (%s)", out, why)
-    return Index.create(out, embedder, config.store, overwrite=True, **create)
+    return create(overwrite=True)
 
 
 def _mismatch(old: Manifest, embedder: Embedder, config: IndexBuildConfig, fingerprint: str, out: Path) -> str | None:

@@ -106,14 +106,21 @@ class Index:
             store_namespace="" if store == "chroma" else f"bw-{uuid.uuid4().hex[:12]}",
             llm=llm_spec,
         )
-        vector_store = make_store(store, path, namespace=manifest.store_namespace)
-        manifest.save(path)
+        manifest.save(path)  # first: a folder holding only a store and no manifest is not resumable
+        try:
+            vector_store = make_store(store, path, namespace=manifest.store_namespace)
+        except BaseException:
+            (path / MANIFEST_FILE).unlink(missing_ok=True)
+            raise
         log.info("created index at %s (embedder %s, store %s)", path, embedder.name, store)
         return cls(path, manifest, embedder, vector_store)
 
     @classmethod
-    def open(cls, path: str | Path, embedder: Embedder | None = None) -> "Index":
+    def open(cls, path: str | Path, embedder: Embedder | None = None, *, warn_unfinished: bool = True) -> "Index":
         """Open an existing index; ``embedder=None`` recreates the one named in the manifest.
+
+        ``warn_unfinished`` logs a warning when a build stage is not done (the resuming
+        build itself turns it off).
 
         Raises:
             IndexFormatError: no index at ``path``, a corrupt manifest, or an embedder that
@@ -135,8 +142,9 @@ class Index:
             embedder = make_embedder(info.spec, cache_dir=path / "cache")
         check_embedder(manifest, embedder, path)
         unfinished = [s for s, state in manifest.stages.items() if state != "done"]
-        if unfinished:
-            log.warning("index %s has unfinished build stages %s; re-run `branchwise index` to finish.", path, unfinished)
+        if unfinished and warn_unfinished:
+            log.warning("index %s has unfinished build stages %s; re-run `branchwise index` to finish.",
+                        path, unfinished)
         return cls(path, manifest, embedder, make_store(manifest.store, path, namespace=manifest.store_namespace))
 
     # -- manifest -------------------------------------------------------------------------------
@@ -170,11 +178,16 @@ class Index:
     # -- vectors ----------------------------------------------------------------------------------
     def chunk_embeddings(self, ids: Sequence[str]) -> np.ndarray:
         """Chunk vectors, shape ``(len(ids), dim)``, in the order of ``ids``."""
-        return self.store.get_embeddings(CHUNKS, list(ids))
+        return self._vectors(CHUNKS, ids)
 
     def node_embeddings(self, ids: Sequence[str]) -> np.ndarray:
         """Summary vectors of internal tree nodes, in the order of ``ids``."""
-        return self.store.get_embeddings(NODES, list(ids))
+        return self._vectors(NODES, ids)
+
+    def _vectors(self, collection: str, ids: Sequence[str]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self._manifest.embedder.dim), dtype=np.float32)
+        return self.store.get_embeddings(collection, list(ids))
 
     def embed_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: bool = False) -> int:
         """Embed ``chunks`` in batches and upsert them into the ``chunks`` collection.
@@ -198,9 +211,10 @@ class Index:
 
     def _check_vectors(self, vecs: np.ndarray, n: int) -> np.ndarray:
         vecs = np.asarray(vecs, dtype=np.float32)
-        if vecs.shape != (n, self._manifest.embedder.dim):
+        dim = self._manifest.embedder.dim
+        if vecs.shape != (n, dim):
             raise IndexFormatError(
-                f"embedder {self.embedder.name!r} returned shape {vecs.shape}, expected ({n}, {self._manifest.embedder.dim}).",
+                f"embedder {self.embedder.name!r} returned shape {vecs.shape}, expected ({n}, {dim}).",
                 fix="use the embedder the index was built with.",
             )
         return vecs

@@ -75,7 +75,7 @@ def load_documents(path: str | Path, config: IngestConfig = IngestConfig()) -> l
         InputError: the path does not exist, a folder has no supported files, a file is
             binary / not UTF-8 / malformed (unless ``on_error="skip"``), or ids repeat.
     """
-    root = Path(path).expanduser()
+    root = Path(path).expanduser().absolute()
     if not root.exists():
         raise InputError(f"no such file or folder: {root}.", fix="check the path you passed to index.")
     if root.is_dir():
@@ -108,16 +108,24 @@ def _discover(root: Path, config: IngestConfig) -> list[Path]:
         exts.discard(".pdf")
     # SimpleDirectoryReader compares suffixes case-sensitively: list both spellings.
     required = sorted(exts | {e.upper() for e in exts})
+    # Hidden files are filtered here, relative to the root: SimpleDirectoryReader's own
+    # exclude_hidden looks at every part of the absolute path, so a corpus stored under any
+    # dot-folder (~/.local/..., .cache/...) would come out empty.
+    files: list[Path] = []
     try:
         reader = SimpleDirectoryReader(
-            input_dir=str(root), recursive=config.recursive, required_exts=required, exclude_hidden=True
+            input_dir=str(root), recursive=config.recursive, required_exts=required, exclude_hidden=False
         )
-    except ValueError as e:  # "No files found in ..."
+        files = [Path(p) for p in reader.input_files]
+    except ValueError:  # "No files found in ..."
+        pass
+    files = sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
         raise InputError(
             f"no supported files ({', '.join(sorted(exts))}) in folder {root}.",
             fix="add documents to the folder, or point at another folder or a .jsonl file.",
-        ) from e
-    return sorted(Path(p) for p in reader.input_files)
+        )
+    return files
 
 
 def _read_file(path: Path, doc_id: str, config: IngestConfig) -> Iterator[Document]:
@@ -152,7 +160,8 @@ def _read_jsonl(path: Path, config: IngestConfig) -> Iterator[Document]:
         try:
             line = line_bytes.decode("utf-8-sig" if lineno == 1 else "utf-8")
         except UnicodeDecodeError as e:
-            _problem(config, f"{where}: not valid UTF-8 ({e.reason} at byte {e.start}).", "re-encode the file as UTF-8.")
+            _problem(config, f"{where}: not valid UTF-8 ({e.reason} at byte {e.start}).",
+                     "re-encode the file as UTF-8.")
             continue
         if not line.strip():
             continue
@@ -170,12 +179,14 @@ def _record_to_document(
     record: Any, where: str, path: Path, lineno: int, config: IngestConfig
 ) -> Document | None:
     if not isinstance(record, dict):
-        _problem(config, f"{where}: a record must be a JSON object, got {type(record).__name__}.", "write one object per line.")
+        _problem(config, f"{where}: a record must be a JSON object, got {type(record).__name__}.",
+                 "write one JSON object per line.")
         return None
     text = record.get(config.text_field)
     if not isinstance(text, str):
         what = "has no" if text is None else "has a non-string"
-        _problem(config, f"{where}: record {what} {config.text_field!r} field.", f"give every record a string {config.text_field!r}.")
+        _problem(config, f"{where}: record {what} {config.text_field!r} field.",
+                 f"give every record a string {config.text_field!r}.")
         return None
     if not text.strip():
         log.warning("skipping %s: the record's text is empty.", where)

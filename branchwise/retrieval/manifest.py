@@ -121,11 +121,10 @@ class Manifest:
             )
         try:
             emb = d["embedder"]
-            fields = {f.name for f in dataclasses.fields(cls)}
-            unknown = set(d) - fields
-            if unknown:
-                raise KeyError(f"unknown keys {sorted(unknown)}")
-            return cls(**{**d, "embedder": EmbedderInfo(name=str(emb["name"]), dim=int(emb["dim"]), spec=emb.get("spec"))})
+            embedder = EmbedderInfo(name=str(emb["name"]), dim=int(emb["dim"]), spec=emb.get("spec"))
+            # keys written by a newer branchwise of the same schema are ignored, not fatal
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in d.items() if k in known and k != "embedder"}, embedder=embedder)
         except (KeyError, TypeError, ValueError) as e:
             raise IndexFormatError(
                 f"{source} is corrupt ({e}).",

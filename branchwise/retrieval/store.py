@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -162,20 +162,20 @@ class ChromaStore:
             self._collections[collection] = col
         return col
 
-    def _run(self, collection: str, op: Callable[[Any], Any]) -> Any:
-        """Run ``op(collection_handle)``; refresh a handle gone stale once and retry.
+    def _run(self, collection: str, method: str, **kwargs: Any) -> Any:
+        """Call ``method(**kwargs)`` on the collection; refresh a stale handle once and retry.
 
         Another client (another process on the same server, an overwrite) may drop and
         recreate a collection; the cached handle then names a collection id that no
         longer exists.
         """
         try:
-            return op(self._col(collection))
+            return getattr(self._col(collection), method)(**kwargs)
         except Exception as ex:
             if type(ex).__name__ != "NotFoundError" or collection not in self._collections:
                 raise
             self._collections.pop(collection)
-            return op(self._col(collection))
+            return getattr(self._col(collection), method)(**kwargs)
 
     # -- VectorStore ------------------------------------------------------------------------
     def upsert(self, collection: str, ids: Sequence[str], embeddings: np.ndarray,
@@ -186,14 +186,14 @@ class ChromaStore:
                              fix="pass one embedding row per id.")
         for s in range(0, len(ids), self._batch):
             e = s + self._batch
-            batch = dict(
-                ids=list(ids[s:e]),
-                embeddings=emb[s:e],
-                documents=list(documents[s:e]) if documents is not None else None,
-                metadatas=[dict(m) for m in metadatas[s:e]] if metadatas is not None else None,
-            )
             try:
-                self._run(collection, lambda col: col.upsert(**batch))
+                self._run(
+                    collection, "upsert",
+                    ids=list(ids[s:e]),
+                    embeddings=emb[s:e],
+                    documents=list(documents[s:e]) if documents is not None else None,
+                    metadatas=[dict(m) for m in metadatas[s:e]] if metadatas is not None else None,
+                )
             except Exception as ex:
                 raise _store_error(ex, f"upsert into {collection!r}") from ex
 
@@ -203,20 +203,19 @@ class ChromaStore:
             return []
         q = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         try:
-            res = self._run(collection, lambda col: col.query(
-                query_embeddings=q, n_results=k, where=dict(where) if where else None, include=["distances"]))
+            res = self._run(collection, "query", query_embeddings=q, n_results=k,
+                            where=dict(where) if where else None, include=["distances"])
         except Exception as ex:
             raise _store_error(ex, f"query of {collection!r}") from ex
         # cosine space: distance = 1 - cosine similarity
-        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def get_embeddings(self, collection: str, ids: Sequence[str]) -> np.ndarray:
         """Vectors of ``ids`` in the order given; raises IndexFormatError if any is missing."""
         found: dict[str, np.ndarray] = {}
         for s in range(0, len(ids), self._batch):
-            part = list(ids[s : s + self._batch])
-            res = self._run(collection, lambda col: col.get(ids=part, include=["embeddings"]))
-            found.update(zip(res["ids"], np.asarray(res["embeddings"], dtype=np.float32)))
+            res = self._run(collection, "get", ids=list(ids[s : s + self._batch]), include=["embeddings"])
+            found.update(zip(res["ids"], np.asarray(res["embeddings"], dtype=np.float32), strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
             raise IndexFormatError(
@@ -229,17 +228,15 @@ class ChromaStore:
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         for s in range(0, len(ids), self._batch):
-            part = list(ids[s : s + self._batch])
-            self._run(collection, lambda col: col.delete(ids=part))
+            self._run(collection, "delete", ids=list(ids[s : s + self._batch]))
 
     def count(self, collection: str) -> int:
-        return int(self._run(collection, lambda col: col.count()))
+        return int(self._run(collection, "count"))
 
     def ids(self, collection: str) -> list[str]:
         out: list[str] = []
         while True:
-            offset = len(out)
-            page = self._run(collection, lambda col: col.get(limit=self._batch, offset=offset, include=[]))["ids"]
+            page = self._run(collection, "get", limit=self._batch, offset=len(out), include=[])["ids"]
             out.extend(page)
             if len(page) < self._batch:
                 return out

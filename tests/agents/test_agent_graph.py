@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sqlite3
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from agent_doubles import DRACULA_PLAN, DRACULA_Q, FakeIndex, cite_source_with, plan_reply, routed
+from agent_doubles import DRACULA_PLAN, DRACULA_Q, FakeIndex, RoutedLLM, cite_source_with, plan_reply, routed
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.errors import GraphRecursionError
+from langgraph.runtime import Runtime
 
 from branchwise.agents import Agent, AgentConfig, AgentDeps, AgentTrace, build_graph
-from branchwise.agents.deps import TreeSearchResult
+from branchwise.agents.deps import GraphEnv, TreeSearchResult
 from branchwise.agents.routers import after_feedback, route_retrieval
-from branchwise.agents.deps import GraphEnv
-from branchwise.errors import BackendError
+from branchwise.errors import BackendError, InputError
 from branchwise.types import Evidence, ScoredChunk, Usage
-from langgraph.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 STOKER_Q = "Where was Bram Stoker born?"
 STOKER_PLAN = plan_reply([("Bram Stoker", "born in", "?c")], ["Bram Stoker birthplace"])
 
 
-def stoker_llm(**extra: object):
-    return routed(plan=STOKER_PLAN, answer=cite_source_with("Clontarf", "Bram Stoker was born in Clontarf, Dublin."), **extra)
+def stoker_llm(**scripts: object) -> RoutedLLM:
+    defaults = {"plan": STOKER_PLAN, "answer": cite_source_with("Clontarf", "Bram Stoker was born in Clontarf, Dublin.")}
+    return routed(**(defaults | scripts))
 
 
 def test_sufficient_pool_stops_after_one_round_with_the_right_citation(fake_index: FakeIndex) -> None:
@@ -59,25 +62,38 @@ def test_insufficient_pool_issues_a_gap_query_and_finds_the_missing_hop(fake_ind
     assert [c.chunk_id for c in answer.citations] == ["liffey#0"]
 
 
+GAPS = ['{"query": "Clontarf"}', '{"query": "Dublin"}', '{"query": "Ireland"}', '{"query": "theatre"}']
+
+
 def test_loop_is_bounded_by_max_rounds_not_the_recursion_limit(fake_index: FakeIndex) -> None:
-    llm = stoker_llm(p_yes=[0.05])
-    cfg = AgentConfig(max_rounds=4, k=1, max_subqueries=1)
+    llm = stoker_llm(p_yes=[0.05], gap=GAPS)
+    cfg = AgentConfig(max_rounds=4, k=1, max_subqueries=1, gap_query="llm", max_llm_calls=50)
     answer = Agent(fake_index, llm, cfg).ask(STOKER_Q)
     trace = answer.trace
     assert len(trace.rounds) == 4 and trace.stop_reason == "max_rounds"
+    assert [r["queries"] for r in trace.rounds] == [[STOKER_Q], ["Clontarf"], ["Dublin"], ["Ireland"]]
     assert llm.counts["feedback"] == 3  # the last round's judgement is skipped: it cannot change anything
-    # the derived recursion limit is tight: one round fewer of slack and the same run fails
-    tight = build_graph(cfg)
+    # the derived recursion limit has a margin of one round: without it the same run dies
     with pytest.raises(GraphRecursionError):
-        tight.invoke({"question": STOKER_Q}, {"recursion_limit": 3 + 4 * 3},
-                     context=AgentDeps(fake_index, stoker_llm(p_yes=[0.05])))
+        build_graph(cfg).invoke({"question": STOKER_Q}, {"recursion_limit": 3 + 4 * 3},
+                                context=AgentDeps(fake_index, stoker_llm(p_yes=[0.05], gap=GAPS)))
+
+
+def test_loop_ends_when_there_is_nothing_new_to_search(fake_index: FakeIndex) -> None:
+    llm = stoker_llm(p_yes=[0.05])  # insufficient, but the only triple is covered: no gap query
+    answer = Agent(fake_index, llm, AgentConfig(max_rounds=4, k=1, max_subqueries=1)).ask(STOKER_Q)
+    assert len(answer.trace.rounds) == 1 and answer.trace.stop_reason == "no_new_query"
+    assert answer.found
 
 
 def test_call_budget_stops_the_loop_and_still_answers(fake_index: FakeIndex) -> None:
-    llm = stoker_llm(p_yes=[0.05])
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=5, max_llm_calls=2, k=1)).ask(STOKER_Q)
+    llm = stoker_llm(p_yes=[0.05], gap=GAPS)
+    cfg = AgentConfig(max_rounds=5, max_llm_calls=3, k=1, gap_query="llm")
+    answer = Agent(fake_index, llm, cfg).ask(STOKER_Q)
+    # plan + feedback + gap query spend the 3 calls; round 1's judgement is skipped
     assert answer.trace.stop_reason == "call_budget" and len(answer.trace.rounds) == 2
-    assert answer.found and llm.counts["answer"] == 1
+    assert llm.counts == {"plan": 1, "feedback": 1, "gap": 1, "answer": 1}
+    assert answer.found and answer.usage.llm_calls == 4
 
 
 def test_malformed_plan_falls_back_to_the_question_and_is_recorded(fake_index: FakeIndex) -> None:
@@ -205,7 +221,7 @@ def test_langgraph_json_registers_a_factory_function(tmp_path: Path, monkeypatch
     graph = factory({"configurable": {}})
     assert set(graph.get_graph().nodes) >= {"plan", "retrieve_index", "distill", "feedback", "gap_query", "compress", "generate"}
     monkeypatch.delenv("BRANCHWISE_INDEX")
-    with pytest.raises(Exception, match="BRANCHWISE_INDEX"):
+    with pytest.raises(InputError, match="BRANCHWISE_INDEX"):
         factory({"configurable": {}})
 
 
@@ -227,15 +243,14 @@ def test_routers(fake_index: FakeIndex) -> None:
     assert after_feedback({"rounds": [{"decision": "answer"}]}) == "compress"  # type: ignore[typeddict-item]
 
 
-def test_sqlite_saver_stores_json_native_state(fake_index: FakeIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LANGGRAPH_STRICT_MSGPACK", "true")
-    import sqlite3
-
+def test_state_checkpoints_under_a_strict_serializer(fake_index: FakeIndex, tmp_path: Path) -> None:
+    """The state is JSON-native: a serializer that may revive no custom type restores it whole."""
     conn = sqlite3.connect(tmp_path / "strict.sqlite", check_same_thread=False)
-    graph = build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn))
-    cfg = {"recursion_limit": 20, "configurable": {"thread_id": "x"}}
-    graph.invoke({"question": STOKER_Q}, cfg, context=AgentDeps(fake_index, stoker_llm()))
-    restored = build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn)).get_state(cfg).values
+    strict = JsonPlusSerializer(allowed_msgpack_modules=None)  # built-in safe types only
+    cfg: RunnableConfig = {"recursion_limit": 20, "configurable": {"thread_id": "x"}}
+    build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn, serde=strict)).invoke(
+        {"question": STOKER_Q}, cfg, context=AgentDeps(fake_index, stoker_llm()))
+    restored = build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn, serde=strict)).get_state(cfg).values
     assert restored["answer"]["citations"][0]["chunk_id"] == "stoker#0"
-    assert isinstance(restored["evidence"]["stoker#0"], dict)
+    assert restored["evidence"]["stoker#0"]["facts"] and restored["usage"]["llm_calls"] == 2  # plan + answer: 1 round, no judgement
     conn.close()

@@ -37,10 +37,14 @@ def test_protocol_and_name(real_llm: LlamaCppLLM) -> None:
 @pytest.mark.real_llm
 def test_answers_from_a_passage(real_llm: LlamaCppLLM) -> None:
     msgs = [Message("user", f"Passage: {PASSAGE}\nQuestion: {QUESTION}\nAnswer in one short sentence.")]
+    real_llm._llm.reset()
     c = real_llm.chat(msgs, GenParams(max_tokens=32))
     assert "1889" in c.text
     assert c.prompt_tokens > 30 and 0 < c.completion_tokens <= 32
-    assert real_llm.chat(msgs, GenParams(max_tokens=32)).text == c.text  # greedy: reproducible
+    # Greedy from the same (cold) cache state is reproducible. From a warm cache the prompt
+    # tail is evaluated in another batch shape, which may flip a near-tie (see LlamaCppConfig).
+    real_llm._llm.reset()
+    assert real_llm.chat(msgs, GenParams(max_tokens=32)).text == c.text
 
 
 @pytest.mark.real_llm

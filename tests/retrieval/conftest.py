@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -95,3 +101,43 @@ class CountingEmbedder:
 def counting_embedder() -> type[CountingEmbedder]:
     """The :class:`CountingEmbedder` class (fixtures cannot be imported from conftest)."""
     return CountingEmbedder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real `chroma run` server on a free loopback port; SIGTERM'd afterwards."""
+    exe = Path(sys.executable).parent / "chroma"
+    if not exe.exists() and shutil.which("chroma") is None:
+        pytest.skip("the `chroma` CLI is not installed in this environment (pip install chromadb)")
+    port = _free_port()
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "ORT_DISABLE_TELEMETRY": "1"}
+    proc = subprocess.Popen(
+        [str(exe if exe.exists() else "chroma"), "run", "--path", str(tmp_path / "server"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None:
+                pytest.fail(f"chroma server exited with code {proc.returncode}")
+            time.sleep(0.2)
+        else:
+            pytest.fail("chroma server did not start within 60 s")
+        yield f"chroma+http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

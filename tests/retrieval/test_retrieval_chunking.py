@@ -43,7 +43,7 @@ def test_consecutive_chunks_overlap():
     text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(200))
     chunks = Chunker(ChunkingConfig(chunk_tokens=64, overlap_tokens=16)).split(text)
     assert len(chunks) > 5
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in zip(chunks, chunks[1:], strict=False):
         last_sentence = re.findall(r"Sentence number \d+ [^.]*\.", a)[-1]
         assert last_sentence in b  # the tail of one chunk reappears at the head of the next
         assert b.index(last_sentence) < len(b) // 2

@@ -64,6 +64,7 @@ def test_create_then_open_roundtrip(index: Index, hashing_embedder):
         atol=1e-6,
     )
     assert again.tree is None
+    assert again.chunk_embeddings([]).shape == (0, 64) and again.node_embeddings([]).shape == (0, 64)
     assert again.cache_dir == index.path / "cache" and again.graph_dir == index.path / "graph"
 
 

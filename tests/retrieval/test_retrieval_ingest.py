@@ -200,3 +200,19 @@ def test_only_empty_documents(tmp_path: Path):
 def test_invalid_config_values():
     with pytest.raises(InputError, match="on_error"):
         IngestConfig(on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_corpus_inside_a_dot_folder_is_read_but_hidden_files_inside_it_are_not(tmp_path: Path):
+    root = tmp_path / ".cache" / "corpus"
+    (root / ".git").mkdir(parents=True)
+    (root / "doc.txt").write_text("visible", encoding="utf-8")
+    (root / ".git" / "notes.txt").write_text("hidden", encoding="utf-8")
+    assert [d.id for d in load_documents(root)] == ["doc.txt"]
+
+
+def test_relative_and_symlinked_roots_give_the_same_ids(corpus: Path, monkeypatch):
+    monkeypatch.chdir(corpus.parent)
+    (corpus.parent / "link").symlink_to(corpus, target_is_directory=True)
+    expected = [d.id for d in load_documents(corpus)]
+    assert [d.id for d in load_documents("corpus")] == expected
+    assert [d.id for d in load_documents("link")] == expected

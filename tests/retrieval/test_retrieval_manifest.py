@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_roundtrip_and_functional_updates(tmp_path: Path):
     # the file is plain JSON, no temp files left behind by the atomic write
     assert json.loads((tmp_path / "manifest.json").read_text())["embedder"]["dim"] == 384
     assert os.listdir(tmp_path) == ["manifest.json"]
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.llm = "x"  # type: ignore[misc]  # frozen
 
 

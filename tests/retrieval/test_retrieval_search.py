@@ -58,7 +58,8 @@ def test_hybrid_asks_each_retriever_for_depth_candidates_and_cuts_to_k():
 def vaswani_index(vaswani_jsonl: Path, real_embedder, tmp_path_factory):
     """200 Vaswani abstracts indexed with the real MiniLM embedder and real Chroma."""
     out = tmp_path_factory.mktemp("vaswani-index")
-    return build_chunk_index(vaswani_jsonl, out, real_embedder, IndexBuildConfig(embedder_spec="default"), progress=False)
+    config = IndexBuildConfig(embedder_spec="default")
+    return build_chunk_index(vaswani_jsonl, out, real_embedder, config, progress=False)
 
 
 # (query, the abstract it was written from)

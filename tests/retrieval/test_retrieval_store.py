@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -105,46 +99,6 @@ def test_persistence_survives_reopen_in_a_new_process(tmp_path: Path):
 
 
 # -- server mode --------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    """A real `chroma run` server on a free loopback port; SIGTERM'd afterwards."""
-    exe = Path(sys.executable).parent / "chroma"
-    if not exe.exists() and shutil.which("chroma") is None:
-        pytest.skip("the `chroma` CLI is not installed in this environment (pip install chromadb)")
-    port = _free_port()
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "ORT_DISABLE_TELEMETRY": "1"}
-    proc = subprocess.Popen(
-        [str(exe if exe.exists() else "chroma"), "run", "--path", str(tmp_path / "server"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None:
-                pytest.fail(f"chroma server exited with code {proc.returncode}")
-            time.sleep(0.2)
-        else:
-            pytest.fail("chroma server did not start within 60 s")
-        yield f"chroma+http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_server_mode_with_namespaces(chroma_server: str, tmp_path: Path, no_network):

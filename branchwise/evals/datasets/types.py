@@ -15,7 +15,7 @@ chunking an index used.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from branchwise.types import Document
 

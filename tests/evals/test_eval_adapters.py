@@ -1,0 +1,40 @@
+"""Navigator and agent adapters on a real index with a hand-built tree (scripted LLM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from branchwise.evals.systems import SystemContext, build_systems
+from branchwise.testing import ScriptedLLM
+
+QUESTION = "Which town did Etna's lava reach?"
+
+
+def test_navigator_with_embedding_scorer_uses_no_llm(tree_index) -> None:
+    (nav,) = build_systems(["navigator:embedding"], SystemContext(tree_index, k=4))
+    out = nav.run(QUESTION)
+    # the volcano subtree is entered first; its two leaves come back best first
+    assert [h.chunk_id for h in out.retrieved[:2]] == ["lava#0", "volcano#0"]
+    assert out.usage.llm_calls == 0 and out.answer is None
+    assert out.info["iterations"] >= 1
+
+
+def test_navigator_with_yes_no_scorer_counts_its_forward_passes(tree_index, tmp_path: Path) -> None:
+    llm = ScriptedLLM()  # every continuation log(0.5): uninformative but valid
+    (nav,) = build_systems(["navigator:yes_no"], SystemContext(tree_index, lambda: llm, tmp_path / "c.sqlite", k=4))
+    out = nav.run(QUESTION)
+    assert out.usage.llm_calls == len(llm.calls) > 0
+    assert {h.chunk_id for h in out.retrieved} <= {"lava#0", "volcano#0", "bread#0", "oven#0"}
+
+
+def test_agent_variants_answer_with_citations_and_usage(tree_index, tmp_path: Path) -> None:
+    llm = ScriptedLLM(replies=lambda m: "Catania [1]")
+    ctx = SystemContext(tree_index, lambda: llm, tmp_path / "c.sqlite", k=4)
+    outs = {s.name: s.run(QUESTION) for s in build_systems(["agent", "agent_hybrid"], ctx)}
+    for name, out in outs.items():
+        assert out.answer is not None and out.answer.text.startswith("Catania"), name
+        assert out.answer.citations and out.answer.citations[0].chunk_id in {h.chunk_id for h in out.retrieved}
+        assert out.usage.llm_calls >= 1 and out.context_tokens > 0 and out.info["rounds"] >= 1
+    # the tree route finds the volcano subtree only; hybrid search ranks all four chunks
+    assert {h.chunk_id for h in outs["agent"].retrieved} == {"lava#0", "volcano#0"}
+    assert len(outs["agent_hybrid"].retrieved) == 4
