@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Mapping, Sequence
@@ -97,7 +98,7 @@ class TreeConfig:
 
     @property
     def min_size(self) -> int:
-        return max(1, int(self.min_fill * self.max_children))
+        return max(1, math.ceil(self.min_fill * self.max_children))
 
 
 @dataclass(slots=True)

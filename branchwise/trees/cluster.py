@@ -322,7 +322,7 @@ def balanced_groups(
         labels = (sub @ centers.T).argmax(axis=1)
         sizes = np.bincount(labels, minlength=b)
         allot = _allot(sizes, g, max_size, min_size)
-        if allot is None:
+        if allot is None or allot.max() == g:  # infeasible, or no progress (duplicate points)
             allot = _hamilton(sizes, g)
             labels = _balance(sub, centers, allot * min_size, allot * max_size, config.balance_iters)
         for j in reversed(range(b)):  # reversed: the stack pops part 0 first

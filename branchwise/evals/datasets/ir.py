@@ -178,6 +178,7 @@ def load_cranfield(root: Path) -> EvalDataset:
         # .W repeats the title; keep the abstract as text and the title separately.
         if title and body.startswith(title):
             body = body[len(title):].strip()
+        # Records 471 and 995 are empty in the distributed file; indexing skips empty documents.
         docs.append(Document(id=str(int(r["I"])), text=body, title=title,
                              metadata={"author": r.get("A", ""), "bib": r.get("B", "")}))
     queries = [(str(i), r.get("W", "")) for i, r in enumerate(_cranfield_records(root / "cran.qry"), start=1)]
