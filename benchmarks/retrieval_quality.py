@@ -82,12 +82,17 @@ class Bench:
 
     def resources(self) -> TreeResources:
         text = {c.id: c.text for c in self.chunks}
-        prior = RetrievalPrior(vectors=self.vectors, embedder=self.embedder, bm25=self.bm25_search)
+        prior = RetrievalPrior(vectors=self.vectors, embedder=self.embedder, bm25=self.bm25_search, tree=self.tree)
         return TreeResources(self.tree, TreeTextSource(self.tree, text.__getitem__), prior)
 
 
-def load_bench(name: str, data_dir: Path, cache: Path, embedder: Embedder, max_children: int) -> Bench:
-    ds = load_dataset(name, data_dir / SHARED_PATHS[name])
+def load_bench(name: str, data_dir: Path, cache: Path, embedder: Embedder, max_children: int,
+               limit: int | None = None) -> Bench:
+    """Load, embed (cached), BM25-index and tree-build (cached) one dataset.
+
+    ``limit`` keeps the first questions; for HotpotQA the corpus shrinks to their paragraphs.
+    """
+    ds = load_dataset(name, data_dir / SHARED_PATHS[name]).head(limit)
     chunks = [Chunk(d.id, d.id, d.text, title=d.title) for d in ds.corpus if d.text.strip()]
     queries = [Query(q.id, q.text, {k: float(v) for k, v in q.qrels.items()}) for q in ds.questions]
     digest = hashlib.sha256("\x00".join(embedding_text(c) for c in chunks).encode()).hexdigest()[:12]
@@ -142,7 +147,7 @@ def run_flat(fn: Callable[[str, int], list[ScoredChunk]], queries: Sequence[Quer
 
 
 def run_nav(bench: Bench, scorer: Scorer, queries: Sequence[Query], config: NavigatorConfig) -> tuple[list[list[str]], dict[str, float]]:
-    res = navigate_many(bench.resources(), scorer, [q.text for q in queries], config, progress=len(queries) > 20)
+    res = navigate_many(bench.resources(), scorer, [q.text for q in queries], config, progress=False)
     runs = [[c.chunk_id for c in r.ranked] for r in res]
     cost = {
         "slates": float(np.mean([len(r.trace.steps) for r in res])),
@@ -235,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     scorers = llm_scorers(args.llm_scorers.split(",")) if args.llm_sample else {}
     lines = []
     for name in args.datasets.split(","):
-        bench = load_bench(name, args.data, args.cache, embedder, args.max_children)
+        bench = load_bench(name, args.data, args.cache, embedder, args.max_children, args.limit)
         lines += evaluate_dataset(bench, args, scorers)
     print("\n".join(lines))
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: paths to ../shared/data, the real embedded models (session-scoped).
+"""Shared fixtures: paths to ../shared/data, the real embedded models (session-scoped), and
+the offline guarantee.
+
+The whole session runs offline: entry-point defaults from :mod:`branchwise.offline` are
+applied, and :mod:`tests.netguard` refuses every non-loopback connection or DNS lookup. Any
+attempt fails the session (set ``BRANCHWISE_TEST_ALLOW_NET_ATTEMPTS=1`` to only report).
 
 Real-model fixtures load once per session. Tests that use the 1.5B GGUF model are marked
 ``real_llm``; they are few and small (2-core CI).
@@ -7,11 +12,36 @@ Real-model fixtures load once per session. Tests that use the 1.5B GGUF model ar
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from netguard import NetGuard  # noqa: E402
+
+_GUARD = NetGuard()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from branchwise.offline import apply_offline_defaults
+
+    apply_offline_defaults()
+    _GUARD.install()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if _GUARD.attempts:
+        terminalreporter.section("blocked network attempts")
+        for a in sorted(set(_GUARD.attempts)):
+            terminalreporter.write_line(a)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _GUARD.attempts and not os.environ.get("BRANCHWISE_TEST_ALLOW_NET_ATTEMPTS") and exitstatus == 0:
+        session.exitstatus = 1
 
 
 def _shared_data() -> Path:

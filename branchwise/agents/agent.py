@@ -28,6 +28,7 @@ from branchwise.agents.config import AgentConfig
 from branchwise.agents.deps import AgentDeps, ChunkIndex, GraphSearch, TreeSearch
 from branchwise.agents.events import AgentEvent, event_from_custom, step_summary
 from branchwise.agents.graph import build_graph
+from branchwise.agents.state import AgentInput
 from branchwise.agents.trace import AgentTrace
 from branchwise.errors import BranchwiseError, InputError
 from branchwise.generation.compress import Compressor
@@ -88,8 +89,9 @@ class Agent:
                 fix="pass tree_search=NavigatorSearch(...), or use retrieval='auto' / 'hybrid'.",
             )
         self.config = config
-        self.deps = AgentDeps(index=index, llm=llm, tree_search=tree_search,
-                              graph_search=graph_search, compressor=compressor)
+        self.deps = AgentDeps(
+            index=index, llm=llm, tree_search=tree_search, graph_search=graph_search, compressor=compressor
+        )
         self._conn: sqlite3.Connection | None = None
         checkpointer = None
         if checkpoint_path is not None:
@@ -134,8 +136,10 @@ class Agent:
         state = snapshot.values if not snapshot.next else self.graph.invoke(None, config, context=self.deps)
         return answer_from_state(state, thread_id=thread_id, config=self.config)
 
-    def _stream(self, inputs: dict[str, Any] | None, thread_id: str) -> Iterator[AgentEvent]:
-        final: dict[str, Any] = {}
+    def _stream(self, inputs: AgentInput | None, thread_id: str) -> Iterator[AgentEvent]:
+        final: Mapping[str, Any] = {}
+        mode: str
+        data: Any
         for mode, data in self.graph.stream(
             inputs, self._run_config(thread_id), context=self.deps, stream_mode=["updates", "custom", "values"]
         ):
@@ -170,11 +174,10 @@ def deps_from_settings(index_dir: Path) -> AgentDeps:
 
     Used by the ``langgraph dev`` factory (:func:`branchwise.agents.graph.make_graph`).
     """
+    from branchwise.agents.tree_search import NavigatorSearch
     from branchwise.config import Settings
     from branchwise.models.factory import make_llm
     from branchwise.retrieval.index import Index
-
-    from branchwise.agents.tree_search import NavigatorSearch
 
     settings = Settings.from_env()
     index = Index.open(index_dir)

@@ -62,9 +62,7 @@ class TreeSearch(Protocol):
     ``on_progress`` receives short lines ("navigating level 2") while it runs.
     """
 
-    def search(
-        self, query: str, k: int, on_progress: Callable[[str], None] | None = None
-    ) -> TreeSearchResult: ...
+    def search(self, query: str, k: int, on_progress: Callable[[str], None] | None = None) -> TreeSearchResult: ...
 
 
 @runtime_checkable

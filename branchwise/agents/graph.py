@@ -16,21 +16,28 @@ dependencies (index, LLM, retrievers, compressor) arrive per run as the LangGrap
 (``graph.invoke(inputs, config, context=AgentDeps(...))``). Inspect the graph with
 ``build_graph(AgentConfig()).get_graph().draw_mermaid()``.
 
-Adding a node — e.g. a reranker between retrieval and distillation::
+Extending it — two LangGraph-native ways:
 
-    from branchwise.agents.graph import agent_builder
+* replace or wrap a node inside the loop (same name, same edges), e.g. expand the queries
+  of the flat retrieval route::
 
-    def rerank(state, runtime, env):                  # returns a partial update
-        pool = state["evidence"]
-        return {"evidence": {cid: {**rec, "score": my_score(rec)} for cid, rec in pool.items()}}
+      from branchwise.agents import nodes_retrieve
+      from branchwise.agents.graph import build_graph
 
-    builder = agent_builder(config)                   # an uncompiled StateGraph
-    builder.add_node("rerank", functools.partial(rerank, env=GraphEnv(config)))
-    # re-wire: drop distill's incoming edges by building your own edges, or append a step:
-    builder.add_edge("rerank", "distill")
-    graph = builder.compile(checkpointer=...)
+      def expanded_search(state, runtime, env):            # returns a partial update
+          queries = [f"{q} {expand(q)}" for q in state["pending_queries"]]
+          return nodes_retrieve.retrieve_index({**state, "pending_queries": queries}, runtime, env)
 
-``agent_builder`` returns the builder before compilation so edges can be changed;
+      graph = build_graph(config, overrides={"retrieve_index": expanded_search})
+
+* add nodes around the whole agent by using the compiled graph as a subgraph::
+
+      parent = StateGraph(AgentState, context_schema=AgentDeps)
+      parent.add_node("rewrite", rewrite_question)         # e.g. returns {"question": ...}
+      parent.add_node("agent", build_graph(config))
+      parent.add_edge(START, "rewrite"); parent.add_edge("rewrite", "agent"); parent.add_edge("agent", END)
+
+``agent_builder`` returns the builder before compilation (add interrupts, inspect it);
 :func:`build_graph` is ``agent_builder(...).compile(...)``. ``langgraph.json`` registers
 :func:`make_graph` for ``langgraph dev``.
 """
@@ -41,7 +48,7 @@ import functools
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, get_args
+from typing import Any, Callable, Mapping, get_args
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -83,17 +90,24 @@ def is_transient(exc: Exception) -> bool:
 RETRY = RetryPolicy(initial_interval=1.0, backoff_factor=2.0, max_attempts=3, retry_on=is_transient)
 
 
+NodeFn = Callable[..., dict[str, Any]]
+
+
 def agent_builder(
     config: AgentConfig = AgentConfig(),
     *,
     deps: AgentDeps | Callable[[], AgentDeps] | None = None,
+    overrides: Mapping[str, NodeFn] | None = None,
 ) -> StateGraph[AgentState, AgentDeps, AgentInput, AgentState]:
-    """The uncompiled agent graph (to extend before compiling; see the module docstring)."""
+    """The uncompiled agent graph (see :func:`build_graph` for the arguments)."""
+    unknown = sorted(set(overrides or {}) - set(NODES))
+    if unknown:
+        raise InputError(f"cannot override unknown agent nodes {unknown}.", fix=f"override one of {sorted(NODES)}.")
     env = GraphEnv(config, deps)
     builder: StateGraph[AgentState, AgentDeps, AgentInput, AgentState] = StateGraph(
         AgentState, context_schema=AgentDeps, input_schema=AgentInput, output_schema=AgentState
     )
-    for name, fn in NODES.items():
+    for name, fn in {**NODES, **(overrides or {})}.items():
         builder.add_node(name, functools.partial(fn, env=env), retry_policy=RETRY)
     route = functools.partial(routers.route_retrieval, env=env)
     retrieval_targets = list(get_args(routers.RetrievalNode))
@@ -114,6 +128,7 @@ def build_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     *,
     deps: AgentDeps | Callable[[], AgentDeps] | None = None,
+    overrides: Mapping[str, NodeFn] | None = None,
 ) -> CompiledStateGraph[AgentState, AgentDeps, AgentInput, AgentState]:
     """Compile the agent graph.
 
@@ -122,11 +137,14 @@ def build_graph(
         checkpointer: e.g. ``SqliteSaver`` for resumable runs (pass a ``thread_id``).
         deps: dependencies to use when a run passes no ``context`` (or a provider of them);
             a run's own ``context=AgentDeps(...)`` always wins.
+        overrides: replacement node functions by node name (``fn(state, runtime, env)``),
+            keeping the topology; see the module docstring.
 
     Run it with ``config={"recursion_limit": config.recursion_limit}`` (the
     :class:`~branchwise.agents.agent.Agent` facade does).
     """
-    return agent_builder(config, deps=deps).compile(checkpointer=checkpointer, name="branchwise-agent")
+    builder = agent_builder(config, deps=deps, overrides=overrides)
+    return builder.compile(checkpointer=checkpointer, name="branchwise-agent")
 
 
 def make_graph(config: RunnableConfig) -> CompiledStateGraph[AgentState, AgentDeps, AgentInput, AgentState]:

@@ -25,8 +25,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "the a an of in on at to for and or but is are was were be been being by with from as that "
     "this these those which who whom whose what when where how why it its his her their they "
-    "he she him them than then there did does do has have had not no yes also into about"
-    .split()
+    "he she him them than then there did does do has have had not no yes also into about".split()
 )
 
 

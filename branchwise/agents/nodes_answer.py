@@ -68,8 +68,13 @@ def compress(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         context = [evidence_to_record(e) for e in cc.items]
         before, after, method, emptied = cc.tokens_before, cc.tokens_after, cc.mode, cc.dropped
         u = cc.usage
-        usage = {"llm_calls": u.llm_calls, "prompt_tokens": u.prompt_tokens,
-                 "completion_tokens": u.completion_tokens, "embed_calls": u.embed_calls, "latency_s": u.latency_s}
+        usage = {
+            "llm_calls": u.llm_calls,
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "embed_calls": u.embed_calls,
+            "latency_s": u.latency_s,
+        }
     else:
         emit(runtime, "progress", "compress", f"fitting {len(pool)} items into {budget} tokens")
         context, before, after = truncate_pool(pool, budget)
@@ -98,15 +103,12 @@ def generate(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
     context = [evidence_from_record(r) for r in state.get("context", [])]
     emit(runtime, "progress", "generate", f"writing the answer from {len(context)} sources")
     writer = AnswerWriter(deps.llm, AnswerConfig(max_tokens=cfg.answer_max_tokens))
-    written = writer.write(
-        state["question"], context, on_token=lambda piece: emit(runtime, "token", "generate", piece)
-    )
+    written = writer.write(state["question"], context, on_token=lambda piece: emit(runtime, "token", "generate", piece))
     answer: AnswerRecord = {
         "text": written.text,
         "found": written.found,
         "citations": [
-            {"chunk_id": c.chunk_id, "marker": c.marker, "title": c.title, "quote": c.quote}
-            for c in written.citations
+            {"chunk_id": c.chunk_id, "marker": c.marker, "title": c.title, "quote": c.quote} for c in written.citations
         ],
         "context_tokens": state.get("compression", {}).get("tokens_after", 0),
         "inferred_citations": written.inferred_citations,

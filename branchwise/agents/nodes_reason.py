@@ -11,8 +11,7 @@ returning a partial state update; ``env`` (config and default deps) is bound by
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
@@ -31,6 +30,7 @@ from branchwise.agents.state import (
     ranked_pool,
 )
 from branchwise.agents.structured import call_json, prompt_usage
+from branchwise.trees.scorers import p_yes
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,12 @@ def parse_plan(value: Any) -> tuple[list[Triple], list[str]]:
         raise TypeError("'triples' and 'sub_questions' must be lists")
     triples: list[Triple] = []
     for t in raw_triples:
-        if isinstance(t, dict) and all(isinstance(t.get(k), str) and t[k].strip() for k in ("subject", "relation", "object")):
-            triples.append({"subject": t["subject"].strip(), "relation": t["relation"].strip(), "object": t["object"].strip()})
+        if isinstance(t, dict) and all(
+            isinstance(t.get(k), str) and t[k].strip() for k in ("subject", "relation", "object")
+        ):
+            triples.append(
+                {"subject": t["subject"].strip(), "relation": t["relation"].strip(), "object": t["object"].strip()}
+            )
     subs = [s.strip() for s in raw_subs if isinstance(s, str) and s.strip()]
     if not triples and not subs:
         raise ValueError("the plan has neither triples nor sub-questions")
@@ -81,8 +85,12 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[
     if cfg.plan:
         emit(runtime, "progress", "plan", "planning: extracting triples and sub-questions")
         outcome = call_json(
-            deps.llm, prompts.plan_messages(question), prompts.PLAN_SCHEMA, parse_plan,
-            retries=cfg.json_retries, max_tokens=256,
+            deps.llm,
+            prompts.plan_messages(question),
+            prompts.PLAN_SCHEMA,
+            parse_plan,
+            retries=cfg.json_retries,
+            max_tokens=256,
         )
         usage = outcome.usage
         if outcome.value is not None:
@@ -121,13 +129,6 @@ def parse_feedback(value: Any) -> tuple[bool, str]:
     return raw, missing.strip() if isinstance(missing, str) else ""
 
 
-def p_yes(logprobs: list[float]) -> float:
-    """P("Yes") renormalised over the two continuations ["Yes", "No"]."""
-    yes, no = logprobs
-    m = max(yes, no)
-    return math.exp(yes - m) / (math.exp(yes - m) + math.exp(no - m))
-
-
 def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
     """Judge whether the pool suffices; decide to answer or to search the gap.
 
@@ -141,8 +142,12 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
     usage: UsageRecord = {}
     notes: list[NoteRecord] = []
     record: FeedbackRecord = {
-        "round": rnd, "mode": cfg.feedback, "sufficient": False, "p_yes": None,
-        "missing": "", "unresolved": unresolved,
+        "round": rnd,
+        "mode": cfg.feedback,
+        "sufficient": False,
+        "p_yes": None,
+        "missing": "",
+        "unresolved": unresolved,
     }
     stop = ""
     if cfg.feedback == "none":
@@ -158,13 +163,14 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         shown = pool[: max(cfg.k, 2 * cfg.max_subqueries)]
         if cfg.feedback == "logprob":
             messages = prompts.feedback_yes_no_messages(state["question"], shown, cfg.snippet_chars)
-            prob = p_yes(deps.llm.continuation_logprobs(messages, ["Yes", "No"]))
+            prob = p_yes(*deps.llm.continuation_logprobs(messages, ["Yes", "No"]))
             usage = prompt_usage(deps.llm, messages)
             record["p_yes"], record["sufficient"] = prob, prob >= cfg.sufficiency_threshold
         else:
             messages = prompts.feedback_json_messages(state["question"], shown, cfg.snippet_chars)
-            outcome = call_json(deps.llm, messages, prompts.FEEDBACK_SCHEMA, parse_feedback,
-                                retries=cfg.json_retries, max_tokens=64)
+            outcome = call_json(
+                deps.llm, messages, prompts.FEEDBACK_SCHEMA, parse_feedback, retries=cfg.json_retries, max_tokens=64
+            )
             usage = outcome.usage
             if outcome.value is not None:
                 record["sufficient"], record["missing"] = outcome.value
@@ -173,7 +179,7 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
             if (note := outcome.note("feedback", "judged by triple coverage")) is not None:
                 notes.append(note)
         stop = "sufficient" if record["sufficient"] else ""
-    decision = "answer" if stop else "continue"
+    decision: Literal["continue", "answer"] = "answer" if stop else "continue"
     round_record: RoundRecord = {
         "round": rnd,
         "queries": list(state.get("pending_queries", [])),
@@ -211,10 +217,10 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
     if cfg.gap_query == "llm" and not cfg.budget_spent(state.get("usage", {})):
         emit(runtime, "progress", "gap_query", "writing a query for the missing evidence")
         pool = ranked_pool(state.get("evidence", {}))[: cfg.k]
-        messages = prompts.gap_messages(state["question"], unresolved, missing, pool,
-                                        state.get("queries_issued", []), cfg.snippet_chars)
-        outcome = call_json(deps.llm, messages, prompts.GAP_SCHEMA, parse_gap,
-                            retries=cfg.json_retries, max_tokens=48)
+        messages = prompts.gap_messages(
+            state["question"], unresolved, missing, pool, state.get("queries_issued", []), cfg.snippet_chars
+        )
+        outcome = call_json(deps.llm, messages, prompts.GAP_SCHEMA, parse_gap, retries=cfg.json_retries, max_tokens=48)
         usage = outcome.usage
         if outcome.value is not None:
             candidates.append(outcome.value)

@@ -49,15 +49,26 @@ def _records_from_hits(
             continue
         score = h.score / top if top > 0 else 0.0
         out[h.chunk_id] = {
-            "chunk_id": h.chunk_id, "text": chunk.text, "score": float(score), "source": source,
-            "round": rnd, "query": query, "facts": [], "title": chunk.title,
+            "chunk_id": h.chunk_id,
+            "text": chunk.text,
+            "score": float(score),
+            "source": source,
+            "round": rnd,
+            "query": query,
+            "facts": [],
+            "title": chunk.title,
         }
     return out
 
 
 def _retrieval(rnd: int, source: str, query: str, recs: dict[str, EvidenceRecord]) -> RetrievalRecord:
-    return {"round": rnd, "source": source, "query": query,
-            "chunk_ids": list(recs), "scores": [r["score"] for r in recs.values()]}
+    return {
+        "round": rnd,
+        "source": source,
+        "query": query,
+        "chunk_ids": list(recs),
+        "scores": [r["score"] for r in recs.values()],
+    }
 
 
 def retrieve_index(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
@@ -89,14 +100,23 @@ def retrieve_tree(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv)
     usage: UsageRecord = {}
     for query in state.get("pending_queries", []):
         emit(runtime, "progress", "retrieve_tree", f"navigating the tree: {query}")
-        result = deps.tree_search.search(query, cfg.k, on_progress=lambda m: emit(runtime, "progress", "retrieve_tree", m))
+        result = deps.tree_search.search(
+            query, cfg.k, on_progress=lambda m: emit(runtime, "progress", "retrieve_tree", m)
+        )
         recs = _records_from_hits(deps, result.hits, source="tree", rnd=rnd, query=query)
         retrievals.append(_retrieval(rnd, "tree", query, recs))
         traces.append({**result.trace, "agent_round": rnd})
         u = result.usage
-        usage = sum_usage(usage, {"llm_calls": u.llm_calls, "prompt_tokens": u.prompt_tokens,
-                                  "completion_tokens": u.completion_tokens, "embed_calls": u.embed_calls,
-                                  "latency_s": u.latency_s})
+        usage = sum_usage(
+            usage,
+            {
+                "llm_calls": u.llm_calls,
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "embed_calls": u.embed_calls,
+                "latency_s": u.latency_s,
+            },
+        )
         for cid, rec in recs.items():
             evidence.setdefault(cid, rec)
     return {"evidence": evidence, "retrievals": retrievals, "navigation": traces, "usage": usage}
@@ -159,8 +179,14 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
                 break
             batch = new[start : start + cfg.distill_batch]
             messages = prompts.distill_messages(question, batch, cfg.snippet_chars, cfg.facts_per_item)
-            outcome = call_json(deps.llm, messages, prompts.DISTILL_SCHEMA, parse_distilled,
-                                retries=cfg.json_retries, max_tokens=64 * len(batch))
+            outcome = call_json(
+                deps.llm,
+                messages,
+                prompts.DISTILL_SCHEMA,
+                parse_distilled,
+                retries=cfg.json_retries,
+                max_tokens=64 * len(batch),
+            )
             usage = sum_usage(usage, outcome.usage)
             for i, rec in enumerate(batch, 1):
                 got = (outcome.value or {}).get(i)

@@ -67,10 +67,7 @@ def plan_messages(question: str) -> list[Message]:
         "question asks about, using variables like ?x for unknown entities, and up to three "
         "short sub-questions that can each be searched on their own. Reply with JSON only."
     )
-    user = (
-        f"Question: {_PLAN_EXAMPLE_Q}\nJSON: {json.dumps(_PLAN_EXAMPLE_A)}\n\n"
-        f"Question: {question.strip()}\nJSON:"
-    )
+    user = f"Question: {_PLAN_EXAMPLE_Q}\nJSON: {json.dumps(_PLAN_EXAMPLE_A)}\n\nQuestion: {question.strip()}\nJSON:"
     return [Message("system", system), Message("user", user)]
 
 
@@ -114,7 +111,7 @@ def distill_messages(question: str, items: Sequence[EvidenceRecord], snippet_cha
     user = (
         f"<sources>\n{sources_block(items, snippet_chars)}\n</sources>\n\n"
         f"Question: {question.strip()}\n"
-        f'Reply like {json.dumps(example)} with one entry per source id.\nJSON:'
+        f"Reply like {json.dumps(example)} with one entry per source id.\nJSON:"
     )
     return [Message("system", system), Message("user", user)]
 

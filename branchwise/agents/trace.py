@@ -76,7 +76,9 @@ class AgentTrace:
     answer: AnswerRecord | None = None
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], *, thread_id: str = "", config: Mapping[str, Any] | None = None) -> "AgentTrace":
+    def from_state(
+        cls, state: Mapping[str, Any], *, thread_id: str = "", config: Mapping[str, Any] | None = None
+    ) -> "AgentTrace":
         """Build the trace from a (final) agent state."""
         nav_dicts = list(state.get("navigation", []))
         return cls(
@@ -89,7 +91,9 @@ class AgentTrace:
             rounds=list(state.get("rounds", [])),
             stop_reason=state.get("stop_reason", ""),
             retrievals=list(state.get("retrievals", [])),
-            navigation=[TraversalTrace.from_dict({k: v for k, v in d.items() if k != "agent_round"}) for d in nav_dicts],
+            navigation=[
+                TraversalTrace.from_dict({k: v for k, v in d.items() if k != "agent_round"}) for d in nav_dicts
+            ],
             navigation_rounds=[int(d.get("agent_round", 0)) for d in nav_dicts],
             compression=state.get("compression"),
             notes=list(state.get("notes", [])),
@@ -155,4 +159,6 @@ class AgentTrace:
         except FileNotFoundError as e:
             raise IndexFormatError(f"no agent trace at {path}.", fix="check the path given to --trace.") from e
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise IndexFormatError(f"agent trace {path} is corrupt: {e}.", fix="re-run the question to write it again.") from e
+            raise IndexFormatError(
+                f"agent trace {path} is corrupt: {e}.", fix="re-run the question to write it again."
+            ) from e

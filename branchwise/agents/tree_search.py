@@ -31,11 +31,11 @@ class ProgressScorer:
     inner: Scorer
     tree: Tree
     on_progress: Callable[[str], None]
+    name: str = field(default="", init=False)
     batches: int = field(default=0, init=False)
 
-    @property
-    def name(self) -> str:
-        return getattr(self.inner, "name", type(self.inner).__name__)
+    def __post_init__(self) -> None:
+        self.name = getattr(self.inner, "name", type(self.inner).__name__)
 
     def score_batch(self, requests: Sequence[SlateRequest]) -> list[SlateScores]:
         self.batches += 1
@@ -55,7 +55,9 @@ class NavigatorSearch:
         config: the navigator settings (beam, iterations, α, calibration, budgets).
     """
 
-    def __init__(self, resources: TreeResources | Any, scorer: Scorer, config: NavigatorConfig = NavigatorConfig()) -> None:
+    def __init__(
+        self, resources: TreeResources | Any, scorer: Scorer, config: NavigatorConfig = NavigatorConfig()
+    ) -> None:
         self.resources = resources if isinstance(resources, TreeResources) else TreeResources.from_index(resources)
         self.scorer = scorer
         self.config = config
@@ -69,7 +71,9 @@ class NavigatorSearch:
 
     def search(self, query: str, k: int, on_progress: Callable[[str], None] | None = None) -> TreeSearchResult:
         """Navigate for ``query``; the ``k`` best leaves by path relevance."""
-        scorer: Scorer = self.scorer if on_progress is None else ProgressScorer(self.scorer, self.resources.tree, on_progress)
+        scorer: Scorer = self.scorer
+        if on_progress is not None:
+            scorer = ProgressScorer(self.scorer, self.resources.tree, on_progress)
         result = navigate(self.resources, scorer, query, self.config)
         if on_progress is not None:
             on_progress(f"navigation done: {result.trace.iterations} iterations ({result.trace.stop_reason})")

@@ -18,6 +18,14 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from branchwise.errors import InputError
+
+if TYPE_CHECKING:
+    from branchwise.generation.color import CandidateLabeler
+    from branchwise.generation.mining import QAExample
+    from branchwise.models.base import LLM
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--pairs-out", type=Path, default=None, help="where to write mined pairs (default: OUT/pairs.jsonl)")
     c.add_argument("--questions", type=int, default=20)
     c.add_argument("--budget", type=int, default=192, help="largest candidate budget (tokens)")
-    c.add_argument("--labeler", choices=("evidence", "answer"), default="evidence",
-                   help="evidence: gold answer/sentence still present (no LLM); answer: the reader still answers")
+    c.add_argument(
+        "--labeler",
+        choices=("evidence", "answer"),
+        default="evidence",
+        help="evidence: gold answer/sentence still present (no LLM); answer: the reader still answers",
+    )
     c.add_argument("--no-abstractive", action="store_true", help="extractive candidates only (no LLM calls)")
     c.add_argument("--mine-only", action="store_true", help="export pairs, do not train")
     c.add_argument("--base-model", default="tiny", help="'tiny' (random CPU check model) or a local HF model folder")
@@ -67,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_train_color)
 
 
-def _llm(spec: str | None):  # -> LLM
+def _llm(spec: str | None) -> LLM:
     from branchwise.config import Settings
     from branchwise.models.factory import make_llm
 
@@ -81,7 +93,9 @@ def run_train_compressor(args: argparse.Namespace) -> int:
     from branchwise.retrieval.atomic import atomic_write_json
 
     train = load_hotpot_examples(args.data, limit=args.questions)
-    held = load_hotpot_examples(args.data, limit=args.eval_questions, offset=args.questions) if args.eval_questions else []
+    held = (
+        load_hotpot_examples(args.data, limit=args.eval_questions, offset=args.questions) if args.eval_questions else []
+    )
     base = make_embedder("default")
     llm = _llm(args.llm) if args.positives != "supporting_facts" else None
     mined = mine_triplets(train, base, llm, MiningConfig(positives=args.positives, llm_questions=args.llm_questions))
@@ -103,12 +117,24 @@ def run_train_compressor(args: argparse.Namespace) -> int:
         report["recall_trained"] = asdict(gold_sentence_recall(f"st:{args.out}", held, args.budget))
     atomic_write_json(args.out / "train_report.json", report)
     print(json.dumps(report, indent=2))
-    print(f"use it with: --encoder st:{args.out}")
+    print(f"use it as the extractive encoder: CompressionConfig(encoder=\"st:{args.out}\")")
     return 0
 
 
+def _labeler_for(kind: str, llm: LLM | None) -> Callable[[QAExample], CandidateLabeler]:
+    """``example -> labeler``: the reader-based one is shared, the evidence one is per question."""
+    from branchwise.generation.color import AnswerLabeler, EvidenceLabeler, LLMReader
+
+    if kind == "answer":
+        if llm is None:
+            raise InputError("the answer labeler needs an LLM.", fix="pass --llm, or use --labeler evidence.")
+        shared = AnswerLabeler(LLMReader(llm))
+        return lambda ex: shared
+    return lambda ex: EvidenceLabeler([s for _, s in ex.supporting])
+
+
 def run_train_color(args: argparse.Namespace) -> int:
-    from branchwise.generation.color import AnswerLabeler, EvidenceLabeler, LLMReader, export_preferences
+    from branchwise.generation.color import export_preferences
     from branchwise.generation.train_preference import PreferenceTrainConfig, read_preferences, train_preference
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,15 +148,15 @@ def run_train_color(args: argparse.Namespace) -> int:
         from branchwise.models.factory import make_embedder
 
         examples = load_hotpot_examples(args.data, limit=args.questions)
-        need_llm = args.labeler == "answer" or not args.no_abstractive
-        llm = _llm(args.llm) if need_llm else None
-        abstractive = None if args.no_abstractive else AbstractiveCompressor(llm)
-        if args.labeler == "answer":
-            labeler = AnswerLabeler(LLMReader(llm))
-            labeler_for = lambda ex: labeler  # noqa: E731 - one reader for every question
-        else:
-            labeler_for = lambda ex: EvidenceLabeler([s for _, s in ex.supporting])  # noqa: E731
-        mined = mine_preferences(examples, ExtractiveCompressor(make_embedder("default")), abstractive, labeler_for, args.budget)
+        llm = _llm(args.llm) if args.labeler == "answer" or not args.no_abstractive else None
+        abstractive = AbstractiveCompressor(llm) if llm is not None and not args.no_abstractive else None
+        mined = mine_preferences(
+            examples,
+            ExtractiveCompressor(make_embedder("default")),
+            abstractive,
+            _labeler_for(args.labeler, llm),
+            args.budget,
+        )
         pairs = mined.pairs
         out = args.pairs_out or args.out / "pairs.jsonl"
         export_preferences(out, pairs)
@@ -138,11 +164,22 @@ def run_train_color(args: argparse.Namespace) -> int:
     summary["pairs"] = len(pairs)
     if not args.mine_only:
         cfg = PreferenceTrainConfig(
-            base_model=args.base_model, objective=args.objective, beta=args.beta, learning_rate=args.lr,
-            epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+            base_model=args.base_model,
+            objective=args.objective,
+            beta=args.beta,
+            learning_rate=args.lr,
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+            device=args.device,
+            dtype=args.dtype,
         )
         result = train_preference(pairs, args.out, cfg)
-        summary.update(steps=result.steps, first_loss=result.losses[0] if result.losses else None,
-                       last_loss=result.losses[-1] if result.losses else None, model=str(args.out))
+        summary.update(
+            steps=result.steps,
+            first_loss=result.losses[0] if result.losses else None,
+            last_loss=result.losses[-1] if result.losses else None,
+            model=str(args.out),
+        )
     print(json.dumps(summary, indent=2))
     return 0

@@ -81,7 +81,9 @@ def _eval(args: argparse.Namespace) -> int:
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
                         tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
-    result = run_eval(dataset, names, config, embedder=make_embedder(settings.embedder),
+    # No shared query-embedding cache: each system pays for its own query embeddings, so
+    # latencies are comparable whatever order the systems run in.
+    result = run_eval(dataset, names, config, embedder=make_embedder(settings.embedder, memory_cache=False),
                       llm_factory=(lambda: make_llm(llm_spec)) if llm_spec else None)
     print((result.out_dir / "summary.md").read_text())
     return 0

@@ -73,7 +73,9 @@ def _fmt(key: str, m: dict[str, float] | None, with_ci: bool) -> str:
         return "–"
     if key in _COUNTS:
         return f"{m['mean']:.0f}" if not with_ci else f"{m['mean']:.0f} [{m['low']:.0f}, {m['high']:.0f}]"
-    digits = 2 if key == "latency_s" else 3
+    if key == "latency_s":
+        return f"{m['mean']:.3g}"
+    digits = 3
     if not with_ci:
         return f"{m['mean']:.{digits}f}"
     return f"{m['mean']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}]"
@@ -83,13 +85,16 @@ def to_markdown(summary: dict[str, Any]) -> str:
     """The summary as markdown: the main table, then the paired tests."""
     systems = summary["systems"]
     primary = summary["primary"]
-    present = [(k, label) for k, label in COLUMNS if any(k in s["metrics"] for s in systems.values())]
+    # a column is shown when some system has it, and cost columns only when not all zero
+    present = [(k, label) for k, label in COLUMNS
+               if any(k in s["metrics"] and (k not in _COUNTS or s["metrics"][k]["mean"] > 0) for s in systems.values())]
+    headline = ", ".join(dict.fromkeys([primary, "ndcg@10"]))
     meta = summary["meta"]
     lines = [
         f"## {summary['dataset']}: {meta.get('questions')} questions, {meta.get('documents')} documents "
         f"({meta.get('chunks')} chunks)",
         "",
-        f"Means over questions with 95% bootstrap CIs for the headline metrics (**{primary}**, nDCG@10). "
+        f"Means over questions, with 95% bootstrap CIs for the headline metrics ({headline}). "
         "Retrieval metrics are document-level.",
         "",
         "| system | n | " + " | ".join(label for _, label in present) + " |",

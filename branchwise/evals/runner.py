@@ -184,6 +184,7 @@ def run_eval(
         meta["tree_build"] = asdict(tree_usage)
     atomic_write_json(out / "run.json", meta)
 
+    index.embedder.embed_query("warm-up")  # model start-up must not count as the first query's latency
     results = ResultsFile(out / RESULTS_FILE)
     done = {(r["system"], r["qid"]) for r in results.load()}
     chunk_doc = lambda cid: index.chunks.get(cid).doc_id  # noqa: E731

@@ -40,8 +40,7 @@ _REFUSAL = re.compile(
 )
 _STOP = frozenset(
     "the a an of in on at to for and or but is are was were be been by with from as that this "
-    "which who what when where how why it its his her their they he she than then there"
-    .split()
+    "which who what when where how why it its his her their they he she than then there".split()
 )
 
 _SYSTEM = (
@@ -158,9 +157,7 @@ def _citation(source: Source, quote_chars: int) -> Citation:
     return Citation(chunk_id=source.chunk_id, marker=f"[{source.number}]", title=source.title, quote=quote)
 
 
-def extract_citations(
-    text: str, sources: Sequence[Source], quote_chars: int = 160
-) -> tuple[list[Citation], list[str]]:
+def extract_citations(text: str, sources: Sequence[Source], quote_chars: int = 160) -> tuple[list[Citation], list[str]]:
     """Citations for the ``[n]`` / ``[n, m]`` markers of ``text``, and the invalid markers.
 
     Each valid source number gives one citation, in order of first appearance.

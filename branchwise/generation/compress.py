@@ -271,10 +271,14 @@ def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any
 
     encoder = config.encoder or embedder
     if config.mode in ("abstractive", "color") and llm is None:
-        raise InputError(f"compression mode {config.mode!r} needs an LLM.", fix="pass llm=..., or use mode='extractive'.")
+        raise InputError(
+            f"compression mode {config.mode!r} needs an LLM.", fix="pass llm=..., or use mode='extractive'."
+        )
     if config.mode == "extractive":
         if encoder is None:
-            raise InputError("extractive compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'.")
+            raise InputError(
+                "extractive compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'."
+            )
         return ExtractiveCompressor(encoder)
     if config.mode == "abstractive":
         from branchwise.generation.abstractive import AbstractiveCompressor
@@ -284,5 +288,7 @@ def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any
     from branchwise.generation.color import ColorCompressor
 
     if encoder is None:
-        raise InputError("CoLoR-style compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'.")
+        raise InputError(
+            "CoLoR-style compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'."
+        )
     return ColorCompressor(ExtractiveCompressor(encoder), AbstractiveCompressor(llm), llm)

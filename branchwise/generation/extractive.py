@@ -117,13 +117,12 @@ class ExtractiveCompressor:
         if not rows:
             return []
         texts = [
-            f"{evidence[i].title}: {t}" if self.config.embed_with_title and evidence[i].title else t
-            for i, _, t in rows
+            f"{evidence[i].title}: {t}" if self.config.embed_with_title and evidence[i].title else t for i, _, t in rows
         ]
         sent_vecs = np.asarray(self.encoder.embed(texts), dtype=np.float32)
         q_vec = np.asarray(self.encoder.embed_query(question), dtype=np.float32)
         sims = sent_vecs @ q_vec
-        return [ScoredSentence(i, j, t, float(s)) for (i, j, t), s in zip(rows, sims)]
+        return [ScoredSentence(i, j, t, float(s)) for (i, j, t), s in zip(rows, sims, strict=True)]
 
     def compress(self, question: str, evidence: Sequence[Evidence], budget_tokens: int) -> CompressedContext:
         check_budget(budget_tokens)

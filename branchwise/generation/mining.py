@@ -25,12 +25,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from branchwise.errors import InputError
 from branchwise.evals.datasets.records import iter_records
+from branchwise.generation.abstractive import AbstractiveCompressor
+from branchwise.generation.color import (
+    CandidateLabeler,
+    PreferencePair,
+    compression_prompt,
+    generate_candidates,
+    preference_pairs,
+    shortest_successful,
+)
+from branchwise.generation.extractive import ExtractiveCompressor
 from branchwise.generation.sentences import split_text
 from branchwise.models.base import LLM, Embedder, Message
 from branchwise.retrieval.atomic import atomic_write_jsonl
@@ -38,7 +49,17 @@ from branchwise.types import Evidence
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MiningConfig", "MiningReport", "QAExample", "Triplet", "load_hotpot_examples", "mine_triplets"]
+__all__ = [
+    "MiningConfig",
+    "MiningReport",
+    "PreferenceMiningReport",
+    "QAExample",
+    "Triplet",
+    "load_hotpot_examples",
+    "mine_preferences",
+    "mine_triplets",
+    "read_triplets",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +94,9 @@ def load_hotpot_examples(path: Path, limit: int | None = None, offset: int = 0) 
         if limit is not None and len(out) >= limit:
             break
         sentences = {str(t): [str(s) for s in sents] for t, sents in rec["context"]}
-        evidence = [Evidence(chunk_id=t, text="".join(s).strip(), title=t, source="hotpotqa") for t, s in sentences.items()]
+        evidence = [
+            Evidence(chunk_id=t, text="".join(s).strip(), title=t, source="hotpotqa") for t, s in sentences.items()
+        ]
         supporting = tuple(
             (str(t), sentences[str(t)][int(k)].strip())
             for t, k in rec["supporting_facts"]
@@ -116,8 +139,13 @@ class Triplet:
     qid: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"anchor": self.anchor, "positive": self.positive, "negative": self.negative,
-                "source": self.source, "qid": self.qid}
+        return {
+            "anchor": self.anchor,
+            "positive": self.positive,
+            "negative": self.negative,
+            "source": self.source,
+            "qid": self.qid,
+        }
 
 
 @dataclass(slots=True)
@@ -163,9 +191,9 @@ def mine_triplets(
     """Mine contrastive triplets from QA examples (see the module doc for the schemes)."""
     cfg = config or MiningConfig()
     if cfg.positives in ("llm", "hybrid") and llm is None:
-        from branchwise.errors import InputError
-
-        raise InputError(f"positives={cfg.positives!r} needs an LLM.", fix="pass llm=..., or use positives='supporting_facts'.")
+        raise InputError(
+            f"positives={cfg.positives!r} needs an LLM.", fix="pass llm=..., or use positives='supporting_facts'."
+        )
     report = MiningReport()
     for n, ex in enumerate(tqdm(examples, desc="mining triplets", unit="q")):
         sents = _sentences(ex, cfg.with_title)
@@ -221,7 +249,9 @@ def _llm_triplets(
 def read_triplets(path: Path) -> list[Triplet]:
     """Load triplets written by :meth:`MiningReport.write`."""
     return [
-        Triplet(str(r["anchor"]), str(r["positive"]), str(r["negative"]), str(r.get("source", "")), str(r.get("qid", "")))
+        Triplet(
+            str(r["anchor"]), str(r["positive"]), str(r["negative"]), str(r.get("source", "")), str(r.get("qid", ""))
+        )
         for r in iter_records(Path(path), "triplet JSONL")
     ]
 
@@ -230,7 +260,7 @@ def read_triplets(path: Path) -> list[Triplet]:
 class PreferenceMiningReport:
     """CoLoR preference mining: the pairs plus how often each candidate kind won."""
 
-    pairs: list[Any] = field(default_factory=list)  # list[color.PreferencePair]
+    pairs: list[PreferencePair] = field(default_factory=list)
     questions: int = 0
     no_success: int = 0
     wins: dict[str, int] = field(default_factory=dict)
@@ -238,9 +268,9 @@ class PreferenceMiningReport:
 
 def mine_preferences(
     examples: Sequence[QAExample],
-    extractive: Any,
-    abstractive: Any,
-    labeler_for: Any,
+    extractive: ExtractiveCompressor,
+    abstractive: AbstractiveCompressor | None,
+    labeler_for: Callable[[QAExample], CandidateLabeler],
     budget_tokens: int,
     fractions: Sequence[float] = (0.25, 0.5, 1.0),
 ) -> PreferenceMiningReport:
@@ -254,8 +284,6 @@ def mine_preferences(
         budget_tokens: the largest candidate budget.
         fractions: the extractive budget ladder, as fractions of ``budget_tokens``.
     """
-    from branchwise.generation.color import compression_prompt, generate_candidates, preference_pairs, shortest_successful
-
     report = PreferenceMiningReport()
     for ex in tqdm(examples, desc="mining preferences", unit="q"):
         cands, _ = generate_candidates(ex.question, ex.evidence, budget_tokens, extractive, abstractive, fractions)

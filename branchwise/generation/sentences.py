@@ -112,7 +112,7 @@ def split_sentences(text: str) -> list[Sentence]:
     for b_start, b_end in blocks:
         cuts = sorted(set(_line_breaks(text, b_start, b_end) + _punct_breaks(text, b_start, b_end)))
         bounds = [b_start, *cuts, b_end]
-        for s, e in zip(bounds, bounds[1:]):
+        for s, e in zip(bounds, bounds[1:], strict=False):
             piece = text[s:e]
             stripped = piece.strip()
             if not stripped:

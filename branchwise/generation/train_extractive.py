@@ -103,7 +103,9 @@ def _batches(triplets: Sequence[Triplet], size: int, rng: random.Random) -> list
     return [b for b in batches if len(b) >= 2]  # a 1-row batch has no in-batch negatives
 
 
-def train_extractive(triplets: Sequence[Triplet], out_dir: Path, config: ExtractiveTrainConfig | None = None) -> TrainResult:
+def train_extractive(
+    triplets: Sequence[Triplet], out_dir: Path, config: ExtractiveTrainConfig | None = None
+) -> TrainResult:
     """Fine-tune a sentence-transformers dual encoder on ``triplets``; save it to ``out_dir``."""
     cfg = config or ExtractiveTrainConfig()
     if len({t.anchor for t in triplets}) < 2:

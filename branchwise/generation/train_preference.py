@@ -113,7 +113,9 @@ def read_preferences(path: Path) -> list[PreferencePair]:
                 continue
             r = json.loads(line)
             if not all(isinstance(r.get(k), str) for k in ("prompt", "chosen", "rejected")):
-                raise InputError(f"{path}:{n} lacks prompt/chosen/rejected strings.", fix="export pairs with train-color.")
+                raise InputError(
+                    f"{path}:{n} lacks prompt/chosen/rejected strings.", fix="export pairs with train-color."
+                )
             pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"], dict(r.get("meta", {}))))
     return pairs
 
@@ -152,21 +154,31 @@ def _load(cfg: PreferenceTrainConfig) -> tuple[Any, Any]:
         tok = AutoTokenizer.from_pretrained(str(bundled_minilm_path()), local_files_only=True)
         tok.eos_token = tok.sep_token  # WordPiece has no EOS; [SEP] ends a response
         conf = LlamaConfig(
-            vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.cls_token_id,
+            eos_token_id=tok.sep_token_id,
         )
-        return LlamaForCausalLM(conf).to(device=cfg.device, dtype=dtype), tok
+        tiny = LlamaForCausalLM(conf)
+        return tiny.to(device=cfg.device, dtype=dtype), tok  # type: ignore[call-arg]  # transformers' typed wrapper
     path = Path(cfg.base_model).expanduser()
     if not path.is_dir():
-        raise InputError(f"base model folder not found: {path}.", fix="pass a local HF model folder, or 'tiny' for the CPU check.")
+        raise InputError(
+            f"base model folder not found: {path}.", fix="pass a local HF model folder, or 'tiny' for the CPU check."
+        )
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
     if cfg.device_map:
         kwargs["device_map"] = cfg.device_map
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     if not cfg.device_map:
-        model = model.to(cfg.device)
+        model = model.to(cfg.device)  # type: ignore[arg-type]  # transformers' typed wrapper
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model, tok
@@ -174,7 +186,9 @@ def _load(cfg: PreferenceTrainConfig) -> tuple[Any, Any]:
 
 def _prompt_text(tok: Any, prompt: str) -> str:
     if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+        return tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
     return prompt + "\n"
 
 
@@ -211,7 +225,9 @@ def train_preference(
     """Fine-tune a causal LM on preference pairs with ORPO or DPO; save model + tokenizer."""
     cfg = config or PreferenceTrainConfig()
     if not pairs:
-        raise InputError("no preference pairs to train on.", fix="export pairs first: branchwise train-color --pairs-out ...")
+        raise InputError(
+            "no preference pairs to train on.", fix="export pairs first: branchwise train-color --pairs-out ..."
+        )
     try:
         import torch
     except ImportError as e:  # pragma: no cover - torch is a core dependency
@@ -228,8 +244,8 @@ def train_preference(
         if cfg.objective == "dpo":
             model.eval()
             with torch.no_grad():
-                for w, l in encoded:
-                    s, _ = _response_logps(model, [w, l], tok.pad_token_id)
+                for chosen, rejected in encoded:
+                    s, _ = _response_logps(model, [chosen, rejected], tok.pad_token_id)
                     refs.append((float(s[0]), float(s[1])))
         order = list(range(len(encoded)))
         batches = []
@@ -266,7 +282,16 @@ def train_preference(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tok.save_pretrained(str(out_dir))
-    atomic_write_json(out_dir / "branchwise_preference.json", {"config": asdict(cfg), "pairs": len(pairs), "losses": losses})
+    atomic_write_json(
+        out_dir / "branchwise_preference.json", {"config": asdict(cfg), "pairs": len(pairs), "losses": losses}
+    )
     seconds = time.perf_counter() - start
-    logger.info("%s: %d steps in %.1fs, loss %.4f -> %.4f", cfg.objective, steps, seconds, losses[0] if losses else 0, losses[-1] if losses else 0)
+    logger.info(
+        "%s: %d steps in %.1fs, loss %.4f -> %.4f",
+        cfg.objective,
+        steps,
+        seconds,
+        losses[0] if losses else 0,
+        losses[-1] if losses else 0,
+    )
     return PreferenceResult(out_dir, steps, losses, seconds)

@@ -22,10 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -83,7 +82,8 @@ class GraphBuildReport:
         return self.extract_seconds / self.extracted if self.extracted else 0.0
 
     def summary(self) -> str:
-        return (f"graph: {self.chunks} chunks ({self.extracted} extracted, {self.cached} cached, {self.failed} failed), "
+        return (f"graph: {self.chunks} chunks ({self.extracted} extracted, {self.cached} cached, "
+                f"{self.failed} failed), "
                 f"{self.entities} entities, {self.relations} relations; {self.llm_calls} LLM calls, "
                 f"{self.prompt_tokens}+{self.completion_tokens} tokens, {self.seconds_per_chunk:.1f} s/chunk")
 
@@ -113,12 +113,17 @@ class ExtractionCache:
         self._items[ex.chunk_id] = ex
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"fingerprint": self.fingerprint, "extraction": ex.to_dict()}, ensure_ascii=False) + "\n")
+            record = {"fingerprint": self.fingerprint, "extraction": ex.to_dict()}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def chunk_ids(self) -> set[str]:
         return set(self._items)
+
+    def extractions(self) -> list[ChunkExtraction]:
+        """Every cached extraction (e.g. to report what the build cost)."""
+        return list(self._items.values())
 
     def compact(self, keep: Iterable[str]) -> None:
         """Rewrite atomically with only the given chunk ids (drops other fingerprints too)."""
@@ -189,6 +194,11 @@ class GraphBuilder:
         self.llm, self.embedder, self.store, self.config = llm, embedder, store, config
         self.graph_dir = Path(graph_dir)
         self._failures: dict[str, ExtractionFailure] = {}
+
+    @classmethod
+    def for_index(cls, index: Any, llm: LLM | None, config: GraphBuildConfig = GraphBuildConfig()) -> "GraphBuilder":
+        """A builder writing to ``index.graph_dir`` with the index's embedder and store."""
+        return cls(llm, index.embedder, index.graph_dir, store=index.store, config=config)
 
     def _extractor(self) -> GraphExtractor:
         if self.llm is None:

@@ -155,7 +155,7 @@ class EntityResolver:
         self.names = NameIndex()
         self._vec_cache: dict[str, np.ndarray] = {}
         self._rows: list[tuple[str, str, str]] = []  # (entity_id, key, type) per matrix row
-        self._mat = np.zeros((0, embedder.dim if self.embedder else 0), dtype=np.float32)
+        self._mat = np.zeros((0, self.embedder.dim if self.embedder is not None else 0), dtype=np.float32)
         self._n = 0
         self._registered: set[tuple[str, str]] = set()
         existing = [(e.id, a, e.type) for e in graph.entities() for a in e.aliases]
@@ -173,7 +173,7 @@ class EntityResolver:
         todo = sorted({n for n in names if n not in self._vec_cache})
         if todo:
             vecs = np.asarray(self.embedder.embed(todo), dtype=np.float32)
-            self._vec_cache.update(zip(todo, vecs))
+            self._vec_cache.update(zip(todo, vecs, strict=True))
 
     def _vec(self, name: str) -> np.ndarray:
         if name not in self._vec_cache:

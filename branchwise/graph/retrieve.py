@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -46,9 +46,12 @@ from branchwise.types import Chunk, Evidence
 
 log = logging.getLogger(__name__)
 
+Scores = dict[str, float]
+
 
 class ChunkLookup(Protocol):
-    """Anything with ``get(chunk_id) -> Chunk | None`` (a dict, the index's ChunkStore)."""
+    """Anything with ``get(chunk_id)`` returning the chunk, or None / KeyError when absent
+    (a dict, the index's ChunkStore)."""
 
     def get(self, chunk_id: str) -> Chunk | None: ...
 
@@ -99,9 +102,14 @@ class GraphSearchResult:
     subgraph: PrunedSubgraph
 
 
+def triple_text(graph: KnowledgeGraph, rel: Relation) -> str:
+    """``"Subject predicate Object"`` with entity display names."""
+    return f"{graph.entity(rel.subject).name} {rel.predicate} {graph.entity(rel.object).name}"
+
+
 def relation_text(graph: KnowledgeGraph, rel: Relation) -> str:
-    s, o = graph.entity(rel.subject).name, graph.entity(rel.object).name
-    return f"{s} {rel.predicate} {o}" + (f": {rel.description}" if rel.description else "")
+    """The text embedded for an edge: the triple, then its description."""
+    return triple_text(graph, rel) + (f": {rel.description}" if rel.description else "")
 
 
 class GraphRetriever:
@@ -122,6 +130,12 @@ class GraphRetriever:
         self.graph, self.embedder, self.store, self.config, self.chunks = graph, embedder, store, config, chunks
         self.refresh()
 
+    @classmethod
+    def from_index(cls, index: Any, config: GraphRetrievalConfig = GraphRetrievalConfig()) -> "GraphRetriever":
+        """The retriever of a ``branchwise.retrieval.index.Index`` (its graph, embedder, store, chunks)."""
+        graph = KnowledgeGraph.load(index.graph_dir)
+        return cls(graph, index.embedder, index.store, config, chunks=index.chunks)
+
     def refresh(self) -> None:
         """Re-read the graph after it changed (names and cached vectors)."""
         self.names = NameIndex()
@@ -135,7 +149,7 @@ class GraphRetriever:
         todo = [i for i in dict.fromkeys(ids) if i not in self._node_vec]
         if todo and self.store is not None:
             try:
-                self._node_vec.update(zip(todo, self.store.get_embeddings(self.config.collection, todo)))
+                self._node_vec.update(zip(todo, self.store.get_embeddings(self.config.collection, todo), strict=True))
             except Exception as e:  # noqa: BLE001 - vectors not synced: embed them instead
                 log.debug("entity vectors missing from the store (%s); embedding profiles", e)
             todo = [i for i in todo if i not in self._node_vec]
@@ -146,7 +160,7 @@ class GraphRetriever:
         todo = [i for i in dict.fromkeys(ids) if i not in self._edge_vec]
         if todo:
             texts = [relation_text(self.graph, self.graph.relation(i)) for i in todo]
-            self._edge_vec.update(zip(todo, self.embedder.embed(texts)))
+            self._edge_vec.update(zip(todo, self.embedder.embed(texts), strict=True))
 
     # -- 1. seeds ---------------------------------------------------------------------------
     def seeds(self, query: str, q: np.ndarray) -> list[tuple[str, float]]:
@@ -167,12 +181,12 @@ class GraphRetriever:
         return ranked[: c.seed_candidates]
 
     # -- 2. ego-graphs ----------------------------------------------------------------------
-    def _relevance(self, q: np.ndarray, nodes: Sequence[str], edges: Sequence[str]) -> tuple[dict, dict]:
+    def _relevance(self, q: np.ndarray, nodes: Sequence[str], edges: Sequence[str]) -> tuple[Scores, Scores]:
         self._node_vecs(nodes)
         self._edge_vecs(edges)
         return ({n: float(self._node_vec[n] @ q) for n in nodes}, {e: float(self._edge_vec[e] @ q) for e in edges})
 
-    def ego_graph(self, seed: str, seed_score: float, q: np.ndarray) -> tuple[EgoGraph, dict, dict]:
+    def ego_graph(self, seed: str, seed_score: float, q: np.ndarray) -> tuple[EgoGraph, Scores, Scores]:
         """Relevance-guided BFS around ``seed``; returns the ego-graph and element relevances."""
         ego = EgoGraph(seed, seed_score, depth={seed: 0})
         node_rel, edge_rel = self._relevance(q, [seed], [])
@@ -198,12 +212,13 @@ class GraphRetriever:
         ego.edges = {r.id for n in inside for r in self.graph.incident(n) if r.subject in inside and r.object in inside}
         _, er = self._relevance(q, [], sorted(ego.edges))
         edge_rel.update(er)
-        top = sorted([v for n, v in node_rel.items() if n != seed and n in inside] + list(er.values()), reverse=True)[:3]
+        others = [v for n, v in node_rel.items() if n != seed and n in inside] + list(er.values())
+        top = sorted(others, reverse=True)[:3]
         ego.score = (seed_score + (float(np.mean(top)) if top else 0.0)) / 2
         return ego, node_rel, edge_rel
 
     # -- 3. soft pruning --------------------------------------------------------------------
-    def prune(self, egos: list[EgoGraph], node_rel: dict[str, float], edge_rel: dict[str, float]) -> PrunedSubgraph:
+    def prune(self, egos: list[EgoGraph], node_rel: Scores, edge_rel: Scores) -> PrunedSubgraph:
         ratio = self.config.prune_ratio
         nodes_in = {n for ego in egos for n in ego.depth}
         edges_in = {e for ego in egos for e in ego.edges}
@@ -239,30 +254,40 @@ class GraphRetriever:
             edge_rel.update(er)
         egos = sorted(egos, key=lambda g: (-g.score, g.seed))[: c.seed_k]
         sub = self.prune(egos, node_rel, edge_rel)
-        support: dict[str, list[float]] = {}
-        facts: dict[str, list[str]] = {}
+        edge_w: Scores = {}  # an element in several ego-graphs counts once, at its best weight
+        node_w: Scores = {}
         for ego in egos:
-            for e in sorted(ego.edges & sub.edges.keys()):
+            for e in ego.edges & sub.edges.keys():
                 rel = self.graph.relation(e)
                 hop = max(ego.depth[rel.subject], ego.depth[rel.object])
-                support.setdefault(rel.chunk_id, []).append(sub.edges[e] * ego.seed_score * c.hop_decay ** (hop - 1))
-            for n in sorted(ego.depth.keys() & sub.nodes.keys()):
+                w = sub.edges[e] * ego.seed_score * c.hop_decay ** (hop - 1)
+                edge_w[e] = max(w, edge_w.get(e, 0.0))
+            for n in ego.depth.keys() & sub.nodes.keys():
                 w = c.node_weight * sub.nodes[n] * ego.seed_score * c.hop_decay ** ego.depth[n]
-                for cid in self.graph.entity(n).chunk_ids:
-                    support.setdefault(cid, []).append(w)
+                node_w[n] = max(w, node_w.get(n, 0.0))
+        support: dict[str, list[float]] = {}
+        facts: dict[str, list[str]] = {}
+        for e, w in sorted(edge_w.items()):
+            support.setdefault(self.graph.relation(e).chunk_id, []).append(w)
+        for n, w in sorted(node_w.items()):
+            for cid in self.graph.entity(n).chunk_ids:
+                support.setdefault(cid, []).append(w)
         for e in sorted(sub.edges):
             rel = self.graph.relation(e)
-            fact = rel.description or f"{self.graph.entity(rel.subject).name} {rel.predicate} {self.graph.entity(rel.object).name}"
-            facts.setdefault(rel.chunk_id, []).append(fact)
+            facts.setdefault(rel.chunk_id, []).append(rel.description or triple_text(self.graph, rel))
         scored = sorted(((1.0 - float(np.prod([1.0 - min(w, 1.0) for w in ws])), cid) for cid, ws in support.items()),
                         key=lambda t: (-t[0], t[1]))[:k]
         evidence = [self._evidence(cid, score, facts.get(cid, []), query) for score, cid in scored]
         return GraphSearchResult(evidence, describe_subgraph(self.graph, sub, c.max_description_lines), sub)
 
     def _evidence(self, chunk_id: str, score: float, facts: list[str], query: str) -> Evidence:
-        chunk = self.chunks.get(chunk_id) if self.chunks is not None else None
+        try:
+            chunk = self.chunks.get(chunk_id) if self.chunks is not None else None
+        except KeyError:  # the graph is ahead of the chunk store (e.g. mid-update)
+            chunk = None
         if chunk is None:
-            text = "\n".join(facts) or "; ".join(self.graph.entity(e).profile() for e in self.graph.entities_for_chunk(chunk_id))
+            profiles = (self.graph.entity(e).profile() for e in self.graph.entities_for_chunk(chunk_id))
+            text = "\n".join(facts) or "; ".join(profiles)
             return Evidence(chunk_id, text, score, "graph", query=query, facts=list(facts))
         return Evidence(chunk_id, chunk.text, score, "graph", query=query, facts=list(facts), title=chunk.title)
 
@@ -291,8 +316,8 @@ def describe_subgraph(graph: KnowledgeGraph, sub: PrunedSubgraph, max_lines: int
     def walk(ego: EgoGraph, u: str, indent: int) -> None:
         kids = [(v, pe) for v, (p, pe) in ego.parent.items() if p == u and v in sub.nodes and pe in sub.edges]
         for v, _ in sorted(kids, key=lambda t: (-sub.nodes[t[0]], t[0])):
-            rels = sorted((e for e in ego.edges & sub.edges.keys() - printed
-                           if {graph.relation(e).subject, graph.relation(e).object} == {u, v}))
+            rels = sorted(e for e in ego.edges & sub.edges.keys() - printed
+                           if {graph.relation(e).subject, graph.relation(e).object} == {u, v})
             if not rels:  # its links were already printed under an earlier seed
                 continue
             expand = v not in shown
@@ -306,16 +331,19 @@ def describe_subgraph(graph: KnowledgeGraph, sub: PrunedSubgraph, max_lines: int
             if expand:
                 walk(ego, v, indent + 1)
 
-    for i, ego in enumerate(sub.egos, 1):
-        lines.append(f"{i}. {label(ego.seed, ego.seed not in shown)}")
+    for ego in sub.egos:
+        start, seen_before = len(lines), ego.seed in shown
         shown.add(ego.seed)
         walk(ego, ego.seed, 1)
+        if not seen_before or len(lines) > start:  # skip a seed already shown that adds nothing
+            lines.insert(start, f"{sum(ln[:1].isdigit() for ln in lines) + 1}. {label(ego.seed, not seen_before)}")
     other = sorted(sub.edges.keys() - printed)
     if other:
         lines.append("Other links:")
         for e in other:
             rel = graph.relation(e)
-            lines.append(f"  {graph.entity(rel.subject).name} → {rel.predicate} → {graph.entity(rel.object).name} [{rel.chunk_id}]")
+            s, o = graph.entity(rel.subject).name, graph.entity(rel.object).name
+            lines.append(f"  {s} → {rel.predicate} → {o} [{rel.chunk_id}]")
     if len(lines) > max_lines:
         lines = lines[:max_lines] + [f"… ({len(lines) - max_lines} more lines omitted)"]
     return "\n".join(lines)

@@ -166,13 +166,14 @@ class KnowledgeGraph:
 
     # -- access ---------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return int(self.g.number_of_nodes())
 
     def __contains__(self, entity_id: object) -> bool:
         return entity_id in self.g
 
     def entity(self, entity_id: str) -> Entity:
-        return self.g.nodes[entity_id]["entity"]
+        ent: Entity = self.g.nodes[entity_id]["entity"]
+        return ent
 
     def entities(self) -> Iterator[Entity]:
         return (d["entity"] for _, d in self.g.nodes(data=True))

@@ -61,6 +61,23 @@ class HFConfig:
     max_input_tokens: int | None = None
 
 
+class _StopOnStrings:
+    """Stop a row once its decoded continuation contains a stop string.
+
+    transformers' own ``stop_strings`` precomputes token/string overlaps from the vocabulary
+    and fails on some tokenizers (word-level ones); decoding the new tokens of each row is
+    vocabulary-agnostic and cheap at the batch sizes used here.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_len: int, torch: Any) -> None:
+        self._tok, self._stops, self._start, self._torch = tokenizer, tuple(stops), prompt_len, torch
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        texts = self._tok.batch_decode(input_ids[:, self._start :], skip_special_tokens=True)
+        done = [any(s in t for s in self._stops) for t in texts]
+        return self._torch.tensor(done, dtype=self._torch.bool, device=input_ids.device)
+
+
 class HFLLM:
     """A transformers causal LM implementing the LLM protocol, with batched calls.
 
@@ -166,7 +183,10 @@ class HFLLM:
         if params.temperature > 0:
             kwargs["temperature"] = params.temperature
         if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+            from transformers import StoppingCriteriaList
+
+            stop = _StopOnStrings(self.tokenizer, params.stop, enc["input_ids"].shape[1], torch)
+            kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         t0 = time.perf_counter()
         with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(params.seed)  # scoped: fork_rng restores the global RNG afterwards

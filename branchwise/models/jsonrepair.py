@@ -1,66 +1,125 @@
 """Lenient JSON parsing for LLM output: small local models often break JSON.
 
-:func:`parse_json_lenient` tries, in order: strict parse; the first fenced code block;
-the outermost ``{...}``/``[...]`` span; then light repairs (single → double quotes,
-trailing commas, Python literals, unbalanced closing brackets). It raises
-:class:`~branchwise.errors.OutputParseError` (retryable) if nothing parses.
+:func:`parse_json_lenient` tries, in order:
+
+1. a strict parse of the whole text;
+2. the first fenced code block, the first JSON value that decodes from the first
+   ``{``/``[`` (``raw_decode``: prose after the value is ignored), the outermost
+   ``{...}``/``[...]`` span, and everything from the first bracket on;
+3. the same candidates after light repairs, applied *outside string literals only* (so a
+   value such as ``"None of them"`` is never rewritten): Python literals
+   (``True``/``False``/``None``), single-quoted strings, unquoted keys, ``//`` comments,
+   trailing commas, and unbalanced brackets/quotes from a truncated answer (when several
+   candidates parse, the one recovering the most content wins);
+4. for a truncated answer, cutting back to the last complete member and closing brackets.
+
+It raises :class:`~branchwise.errors.OutputParseError` (retryable) if nothing parses.
+Grammar-constrained backends (llama.cpp) rarely need any of this; HTTP servers without
+``response_format`` and the transformers backend do.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from branchwise.errors import OutputParseError
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
-_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_BARE = re.compile(r"\b(True|False|None)\b")
+_UNQUOTED_KEY = re.compile(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_\-]*)(\s*:)")
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_COMMENT = re.compile(r"//[^\n]*")
 
 
-def _outer_span(text: str) -> str | None:
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if not starts:
-        return None
-    start = min(starts)
-    close = "}" if text[start] == "{" else "]"
-    end = text.rfind(close)
-    return text[start : end + 1] if end > start else text[start:]
-
-
-def _balance(s: str) -> str:
-    stack: list[str] = []
-    in_str = False
-    esc = False
-    for ch in s:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
+def _scan(s: str) -> Iterator[tuple[bool, str]]:
+    """Split ``s`` into (is_string_literal, text) pieces; handles both quote styles."""
+    i, n, start = 0, len(s), 0
+    while i < n:
+        ch = s[i]
+        if ch in "\"'":
+            if i > start:
+                yield False, s[start:i]
+            j = i + 1
+            while j < n and s[j] != ch:
+                j += 2 if s[j] == "\\" else 1
+            yield True, s[i : min(j + 1, n)]
+            i = start = min(j + 1, n)
             continue
-        if ch == '"':
-            in_str = True
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
-    if in_str:
-        s += '"'
-    return s + "".join(reversed(stack))
+        i += 1
+    if start < n:
+        yield False, s[start:]
+
+
+def _to_double_quoted(lit: str) -> str:
+    if lit.startswith('"'):
+        return lit if len(lit) > 1 and lit.endswith('"') else lit + '"'
+    body = lit[1:-1] if len(lit) > 1 and lit.endswith("'") else lit[1:]
+    body = body.replace("\\'", "'").replace('"', '\\"')
+    return f'"{body}"'
+
+
+def _fix_outside(text: str) -> str:
+    text = _COMMENT.sub("", text)
+    text = _BARE.sub(lambda m: _LITERALS[m.group(1)], text)
+    return _UNQUOTED_KEY.sub(r'\1"\2"\3', text)
 
 
 def _repair(s: str) -> str:
-    s = s.strip()
-    s = re.sub(r"\bTrue\b", "true", s)
-    s = re.sub(r"\bFalse\b", "false", s)
-    s = re.sub(r"\bNone\b", "null", s)
-    if '"' not in s and "'" in s:
-        s = s.replace("'", '"')
-    s = _TRAILING_COMMA.sub(r"\1", s)
-    return _balance(s)
+    """Apply the outside-string repairs, then remove trailing commas and close brackets."""
+    pieces = [_to_double_quoted(t) if is_str else _fix_outside(t) for is_str, t in _scan(s.strip())]
+    joined = "".join(pieces)
+    # Trailing commas: only outside strings (a string ending in ",]" stays intact).
+    out = "".join(t if is_str else _TRAILING_COMMA.sub(r"\1", t) for is_str, t in _scan(joined))
+    return _balance(out)
+
+
+def _balance(s: str) -> str:
+    """Close an unterminated string and any open brackets (a truncated answer)."""
+    stack: list[str] = []
+    for is_str, t in _scan(s):
+        if is_str:
+            continue
+        for ch in t:
+            if ch in "{[":
+                stack.append("}" if ch == "{" else "]")
+            elif ch in "}]" and stack:
+                stack.pop()
+    return s + "".join(reversed(stack))
+
+
+def _cut_to_last_member(s: str) -> str | None:
+    """Drop a dangling, incomplete last member: cut at the last comma outside strings."""
+    last = -1
+    pos = 0
+    for is_str, t in _scan(s):
+        if not is_str and "," in t:
+            last = pos + t.rfind(",")
+        pos += len(t)
+    return _balance(s[:last]) if last > 0 else None
+
+
+def _candidates(text: str) -> list[str]:
+    out: list[str] = []
+    m = _FENCE.search(text)
+    if m:
+        out.append(m.group(1).strip())
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if starts:
+        start = min(starts)
+        try:
+            _, end = json.JSONDecoder().raw_decode(text[start:])
+            out.append(text[start : start + end])
+        except json.JSONDecodeError:
+            pass
+        close = "}" if text[start] == "{" else "]"
+        end = text.rfind(close)
+        if end > start:
+            out.append(text[start : end + 1])
+        out.append(text[start:])  # a truncated answer: everything from the first bracket
+    return out
 
 
 def parse_json_lenient(text: str) -> tuple[Any, bool]:
@@ -68,21 +127,33 @@ def parse_json_lenient(text: str) -> tuple[Any, bool]:
 
     ``repaired`` is False only when the text was valid JSON as-is.
     """
+    text = text or ""
     try:
         return json.loads(text), False
     except (json.JSONDecodeError, TypeError):
         pass
-    candidates: list[str] = []
-    m = _FENCE.search(text or "")
-    if m:
-        candidates.append(m.group(1))
-    span = _outer_span(text or "")
-    if span:
-        candidates.append(span)
-    for cand in candidates:
-        for attempt in (cand, _repair(cand)):
+    cands = _candidates(text)
+    for c in cands:
+        try:
+            return json.loads(c), True
+        except json.JSONDecodeError:
+            continue
+    # Several repaired candidates may parse (the span up to the last bracket, the whole
+    # truncated tail): keep the one that recovers the most content.
+    parsed: list[tuple[int, Any]] = []
+    for c in cands:
+        try:
+            value = json.loads(_repair(c))
+        except json.JSONDecodeError:
+            continue
+        parsed.append((len(json.dumps(value)), value))
+    if parsed:
+        return max(parsed, key=lambda p: p[0])[1], True
+    for c in cands:
+        cut = _cut_to_last_member(_repair(c))
+        if cut is not None:
             try:
-                return json.loads(attempt), True
+                return json.loads(cut), True
             except json.JSONDecodeError:
                 continue
     raise OutputParseError(

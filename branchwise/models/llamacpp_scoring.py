@@ -56,8 +56,9 @@ class PrefixScorer:
     around every call.
     """
 
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, llm: Any, reuse_prefix: bool = True) -> None:
         self._llm = llm
+        self.reuse_prefix = reuse_prefix
         self._formatter = self._make_formatter()
         self.reused_tokens = 0
         self.evaluated_tokens = 0
@@ -113,7 +114,7 @@ class PrefixScorer:
     def score(self, tokens: list[int], continuations: Sequence[str]) -> list[float]:
         """log P(continuation | prompt tokens) for each continuation."""
         llm = self._llm
-        cached = llm.input_ids[: llm.n_tokens].tolist()
+        cached = llm.input_ids[: llm.n_tokens].tolist() if self.reuse_prefix else []
         # Re-evaluate at least the last prompt token: its logits may have been overwritten.
         keep = min(common_prefix_len(cached, tokens), len(tokens) - 1)
         self.reused_tokens += keep

@@ -66,6 +66,7 @@ class ClusterConfig:
         kmeans_max_iter: Lloyd iterations of sklearn's unconstrained fit.
         small_max_iter: Lloyd iterations of the light loop (the balancing rounds that follow
             are Lloyd steps too).
+        small_n_init: k-means++ restarts of the light loop (the best fit is kept).
         balance_iters: rounds of (capacity-constrained assignment, centroid update).
         minibatch_size: batch size of ``MiniBatchKMeans``.
         init_sample: k-means++ seeds large fits from a random sample of this many points.
@@ -77,6 +78,7 @@ class ClusterConfig:
     small_threshold: int = 2_000
     kmeans_max_iter: int = 30
     small_max_iter: int = 10
+    small_n_init: int = 3
     balance_iters: int = 4
     minibatch_size: int = 4096
     init_sample: int = 20_000
@@ -181,15 +183,22 @@ def _initial_centers(x: np.ndarray, k: int, seed: int, cfg: ClusterConfig) -> np
         else:
             km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=cfg.kmeans_max_iter, random_state=seed)
         return normalize(km.fit(x).cluster_centers_)
-    centers = _kmeans_plusplus(x, k, rng)
-    labels = np.full(n, -1)
-    for _ in range(cfg.small_max_iter):  # spherical Lloyd: cheap at this size
-        new = (x @ centers.T).argmax(axis=1)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        centers = _centroids(x, labels, k, centers)
-    return centers
+    best, best_fit = None, -np.inf
+    for _ in range(max(1, cfg.small_n_init)):  # a few restarts: local optima are common at small n
+        centers = _kmeans_plusplus(x, k, rng)
+        labels = np.full(n, -1)
+        for _ in range(cfg.small_max_iter):  # spherical Lloyd: cheap at this size
+            sim = x @ centers.T
+            new = sim.argmax(axis=1)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+            centers = _centroids(x, labels, k, centers)
+        fit = float((x @ centers.T).max(axis=1).sum())
+        if fit > best_fit:
+            best, best_fit = centers, fit
+    assert best is not None
+    return best
 
 
 def _kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -73,7 +73,7 @@ class TreeResources:
             )
         emb = embedder if embedder is not None else getattr(index, "embedder", None)
         prior = RetrievalPrior(
-            vectors=IndexNodeVectors(index, tree), embedder=emb, bm25=index.search_bm25, config=prior_config
+            vectors=IndexNodeVectors(index, tree), embedder=emb, bm25=index.search_bm25, config=prior_config, tree=tree
         )
         return cls(tree=tree, texts=TreeTextSource(tree, lambda c: index.chunks.get(c).text), prior=prior)
 

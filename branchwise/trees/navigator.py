@@ -1,6 +1,6 @@
 """The navigator: LATTICE's online phase (arXiv 2510.13217, §3.2-3.4) as a step machine.
 
-    nav = Navigator(tree, texts, NavigatorConfig(beam=2, iterations=20, alpha=0.5))
+    nav = Navigator(tree, texts, NavigatorConfig(beam=2, iterations=10, alpha=0.5))
     state = nav.start(question, prior=query_prior)
     while not state.done:
         scores = scorer.score_batch(nav.pending(state))   # the only model work
@@ -34,6 +34,7 @@ hyperparameter, swept on held-out queries by ``benchmarks/retrieval_quality.py``
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ class NavigatorConfig:
 
     Attributes:
         beam: B, frontier nodes expanded per iteration (LATTICE: 2).
-        iterations: N, the maximum number of iterations (LATTICE: 20).
+        iterations: N, the maximum number of iterations. LATTICE uses 20 (~40 slates per
+            query); 10 keeps a query at ≤ 19 slate calls whatever the corpus size, and
+            ``benchmarks/retrieval_quality.py`` reports what N = 20 adds.
         alpha: α, weight of the parent's path relevance (0: local scores only).
         calibration: fit latent scores across slates (off: mean raw score, mixed with the
             priors by their weights; LATTICE reports −2.2 nDCG@10 without calibration).
@@ -81,7 +84,7 @@ class NavigatorConfig:
     """
 
     beam: int = 2
-    iterations: int = 20
+    iterations: int = 10
     alpha: float = 0.5
     calibration: bool = True
     leaf_calibration: int = 10
@@ -154,13 +157,20 @@ class Navigator:
         self.tree = tree
         self.texts = texts
         self.config = config
-        self.depth: dict[str, int] = {tree.root: 0}
-        stack = [tree.root]
-        while stack:
-            nid = stack.pop()
-            for c in tree[nid].children:
-                self.depth[c] = self.depth[nid] + 1
-                stack.append(c)
+        self._depth: dict[str, int] = {tree.root: 0}  # filled lazily: only explored nodes
+
+    def depth(self, node_id: str) -> int:
+        """Edges from the root to ``node_id`` (memoised along the path)."""
+        path = []
+        nid: str | None = node_id
+        while nid is not None and nid not in self._depth:
+            path.append(nid)
+            nid = self.tree[nid].parent
+        d = self._depth[nid] if nid is not None else -1
+        for n in reversed(path):
+            d += 1
+            self._depth[n] = d
+        return self._depth[node_id]
 
     # -- the step machine ---------------------------------------------------------------
     def start(self, question: str, prior: QueryPrior | None = None, query_id: str | None = None) -> NavState:
@@ -196,25 +206,25 @@ class Navigator:
             step.calibrated = [round(state.local.get(n, 0.0), 6) for n in step.items]
             step.path_scores = [round(state.path.get(n, 0.0), 6) for n in step.items]
             step.pruned = [n for n, r in zip(step.items, step.roles) if r == "child" and n in state.pruned]
-        top = tuple(self._ranked_ids(state)[: self.config.converge_k])
-        state.stable = state.stable + 1 if top and top == state.last_top else 0
-        state.last_top = top
+        if self.config.patience is not None:
+            top = tuple(n for _, n in heapq.nsmallest(
+                self.config.converge_k, ((-state.path.get(n, 0.0), n) for n in state.scored_leaves)))
+            state.stable = state.stable + 1 if top and top == state.last_top else 0
+            state.last_top = top
         self._plan(state)
         return state
 
     def result(self, state: NavState) -> tuple[list[ScoredChunk], TraversalTrace]:
         """Scored leaves, best first (unscored leaves are absent), and the trace."""
-        ranked = [
-            ScoredChunk(chunk_id=str(self.tree[n].chunk_id), score=float(state.path[n]), source="tree")
-            for n in self._ranked_ids(state)
-        ]
+        order = self._ranked_ids(state)
+        ranked = [ScoredChunk(chunk_id=str(self.tree[n].chunk_id), score=float(state.path[n]), source="tree") for n in order]
         trace = TraversalTrace(
             question=state.question,
             config=self.config.to_dict(),
             steps=list(state.steps),
             iterations=state.iteration,
             stop_reason=state.stop_reason,
-            ranked=[[n, str(self.tree[n].chunk_id), round(state.path[n], 6)] for n in self._ranked_ids(state)],
+            ranked=[[n, str(self.tree[n].chunk_id), round(state.path[n], 6)] for n in order],
             llm_calls=state.llm_calls,
             prompt_tokens=state.prompt_tokens,
             completion_tokens=state.completion_tokens,
@@ -281,8 +291,8 @@ class Navigator:
         if self.config.calibration and self.config.leaf_calibration > 0:
             if leaf_slate:
                 items += [self._item(n, "calibration") for n in calib_leaves if n not in children]
-            elif (d := self.depth[node_id]) > 0:
-                at_depth = [n for n in state.path if self.depth[n] == d]
+            elif (d := self.depth(node_id)) > 0:
+                at_depth = [n for n in state.path if self.depth(n) == d]
                 best = min(at_depth, key=lambda n: (-state.path[n], n))
                 items.append(self._item(best, "calibration"))
         prior = state.prior.scores(items) if state.prior is not None else {}

@@ -10,8 +10,11 @@ Sources, each mapped to [0, 1] on one scale per query:
 
 * ``dense`` — cosine of the query embedding and the node's vector (the summary embedding
   for internal nodes, the chunk embedding for leaves), clipped at 0;
-* ``bm25`` — leaves only: the chunk's BM25 score divided by the query's best BM25 score
-  among the top ``bm25_depth`` hits (chunks beyond that depth get 0).
+* ``bm25`` — for leaves, the chunk's BM25 score divided by the query's best BM25 score
+  among the top ``bm25_depth`` hits (chunks beyond that depth get 0); for internal nodes
+  (when the prior knows the tree), the best such score among the leaves below: "this
+  branch holds a strong keyword match". Summaries are short and generic, so without it
+  the lexical signal could not steer the descent at all, only re-rank the leaves reached.
 
 Vectors come through the :class:`NodeVectors` protocol, so tests use a plain dict and
 production reads the index (:class:`IndexNodeVectors`).
@@ -120,11 +123,13 @@ class RetrievalPriorConfig:
         dense: cosine of the query and node vectors (needs vectors and an embedder).
         bm25: BM25 for leaves (needs a BM25 search function).
         bm25_depth: BM25 hits fetched per query; leaves beyond them get 0.
+        bm25_subtree: give internal nodes the best BM25 score below them (needs the tree).
     """
 
     dense: bool = True
     bm25: bool = True
     bm25_depth: int = 1000
+    bm25_subtree: bool = True
 
 
 @dataclass(slots=True)
@@ -134,6 +139,7 @@ class BoundPrior:
     query_vector: np.ndarray | None
     vectors: NodeVectors | None
     bm25: dict[str, float] | None
+    bm25_nodes: dict[str, float] | None = None
 
     def scores(self, items: Sequence[SlateItem]) -> dict[str, list[float | None]]:
         out: dict[str, list[float | None]] = {}
@@ -141,8 +147,26 @@ class BoundPrior:
             cos = self.vectors.vectors([it.node_id for it in items]) @ self.query_vector
             out["dense"] = [float(max(0.0, min(1.0, c))) for c in cos]
         if self.bm25 is not None:
-            out["bm25"] = [self.bm25.get(it.chunk_id or "", 0.0) if it.is_leaf else None for it in items]
+            nodes = self.bm25_nodes
+            out["bm25"] = [
+                self.bm25.get(it.chunk_id or "", 0.0) if it.is_leaf else (nodes.get(it.node_id, 0.0) if nodes is not None else None)
+                for it in items
+            ]
         return out
+
+
+def subtree_max(tree: Tree, leaf_scores: Mapping[str, float]) -> dict[str, float]:
+    """Internal node id → the best score among the chunks below it (chunk id → score)."""
+    best: dict[str, float] = {}
+    for chunk_id, score in leaf_scores.items():
+        leaf = tree.leaf_for_chunk(chunk_id)
+        if leaf is None:
+            continue
+        nid = leaf.parent
+        while nid is not None and best.get(nid, -1.0) < score:
+            best[nid] = score
+            nid = tree[nid].parent
+    return best
 
 
 @dataclass
@@ -154,12 +178,14 @@ class RetrievalPrior:
         embedder: embeds the query for the dense prior.
         bm25: lexical search function (None disables the BM25 prior).
         config: which sources to compute.
+        tree: the tree, for the internal nodes' BM25 prior (None: leaves only).
     """
 
     vectors: NodeVectors | None = None
     embedder: Embedder | None = None
     bm25: Bm25Search | None = None
     config: RetrievalPriorConfig = RetrievalPriorConfig()
+    tree: Tree | None = None
 
     def for_query(self, question: str) -> BoundPrior:
         qv = None
@@ -170,4 +196,5 @@ class RetrievalPrior:
             hits = list(self.bm25(question, self.config.bm25_depth))
             top = max((h.score for h in hits), default=0.0)
             bm = {h.chunk_id: (h.score / top if top > 0 else 0.0) for h in hits}
-        return BoundPrior(query_vector=qv, vectors=self.vectors if qv is not None else None, bm25=bm)
+        nodes = subtree_max(self.tree, bm) if bm is not None and self.tree is not None and self.config.bm25_subtree else None
+        return BoundPrior(query_vector=qv, vectors=self.vectors if qv is not None else None, bm25=bm, bm25_nodes=nodes)

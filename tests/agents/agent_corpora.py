@@ -31,8 +31,9 @@ def build_small_index(path: Path, embedder: Embedder, chunks: Sequence[Chunk], g
         leaf_ids = [f"l{start + i}" for i in range(len(group))]
         for lid, c in zip(leaf_ids, group):
             nodes[lid] = Node(lid, level=0, parent=gid, chunk_id=c.id)
-        nodes[gid] = Node(gid, level=1, parent="root", children=leaf_ids,
-                          summary="Topics: " + "; ".join(c.title for c in group))
+        nodes[gid] = Node(
+            gid, level=1, parent="root", children=leaf_ids, summary="Topics: " + "; ".join(c.title for c in group)
+        )
         mean = index.chunk_embeddings([c.id for c in group]).mean(axis=0)
         vectors[gid] = (mean / np.linalg.norm(mean)).astype(np.float32)
         nodes["root"].children.append(gid)

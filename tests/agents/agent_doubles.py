@@ -21,16 +21,34 @@ from branchwise.testing import HashingEmbedder, ScriptedLLM
 from branchwise.types import Chunk, ScoredChunk
 
 CORPUS: list[tuple[str, str, str]] = [
-    ("dracula", "Dracula", "Dracula is an 1897 Gothic horror novel by the Irish author Bram Stoker. "
-     "It introduced the vampire Count Dracula."),
-    ("stoker", "Bram Stoker", "Abraham Stoker was born on 8 November 1847 in Clontarf, on the northside "
-     "of Dublin, Ireland. He worked as a theatre manager in London."),
-    ("liffey", "River Liffey", "The River Liffey flows through the centre of Dublin, Ireland. "
-     "Its major tributaries include the River Dodder."),
-    ("frankenstein", "Frankenstein", "Frankenstein is an 1818 novel written by Mary Shelley about a "
-     "scientist who creates a creature."),
+    (
+        "dracula",
+        "Dracula",
+        "Dracula is an 1897 Gothic horror novel by the Irish author Bram Stoker. "
+        "It introduced the vampire Count Dracula.",
+    ),
+    (
+        "stoker",
+        "Bram Stoker",
+        "Abraham Stoker was born on 8 November 1847 in Clontarf, on the northside "
+        "of Dublin, Ireland. He worked as a theatre manager in London.",
+    ),
+    (
+        "liffey",
+        "River Liffey",
+        "The River Liffey flows through the centre of Dublin, Ireland. Its major tributaries include the River Dodder.",
+    ),
+    (
+        "frankenstein",
+        "Frankenstein",
+        "Frankenstein is an 1818 novel written by Mary Shelley about a scientist who creates a creature.",
+    ),
     ("wing", "Wing design", "Swept wings delay the onset of compressibility drag at high subsonic speeds."),
-    ("ireland", "Ireland", "Ireland is an island in the North Atlantic, separated from Great Britain by the Irish Sea."),
+    (
+        "ireland",
+        "Ireland",
+        "Ireland is an island in the North Atlantic, separated from Great Britain by the Irish Sea.",
+    ),
 ]
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -143,8 +161,9 @@ class RoutedLLM(ScriptedLLM):
 
 
 def plan_reply(triples: list[tuple[str, str, str]], subs: list[str]) -> str:
-    return json.dumps({"triples": [{"subject": s, "relation": r, "object": o} for s, r, o in triples],
-                       "sub_questions": subs})
+    return json.dumps(
+        {"triples": [{"subject": s, "relation": r, "object": o} for s, r, o in triples], "sub_questions": subs}
+    )
 
 
 def cite_source_with(word: str, answer: str) -> Callable[[Sequence[Message]], str]:
@@ -170,5 +189,6 @@ DRACULA_PLAN = plan_reply(
 def routed(**scripts: Any) -> RoutedLLM:
     p_yes = scripts.pop("p_yes", [0.9])
     fail_on = scripts.pop("fail_on", {})
-    return RoutedLLM(scripts={k: (v if isinstance(v, list) else [v]) for k, v in scripts.items()},
-                     p_yes=p_yes, fail_on=fail_on)
+    return RoutedLLM(
+        scripts={k: (v if isinstance(v, list) else [v]) for k, v in scripts.items()}, p_yes=p_yes, fail_on=fail_on
+    )

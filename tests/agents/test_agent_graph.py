@@ -28,7 +28,10 @@ STOKER_PLAN = plan_reply([("Bram Stoker", "born in", "?c")], ["Bram Stoker birth
 
 
 def stoker_llm(**scripts: object) -> RoutedLLM:
-    defaults = {"plan": STOKER_PLAN, "answer": cite_source_with("Clontarf", "Bram Stoker was born in Clontarf, Dublin.")}
+    defaults = {
+        "plan": STOKER_PLAN,
+        "answer": cite_source_with("Clontarf", "Bram Stoker was born in Clontarf, Dublin."),
+    }
     return routed(**(defaults | scripts))
 
 
@@ -45,8 +48,11 @@ def test_sufficient_pool_stops_after_one_round_with_the_right_citation(fake_inde
 
 
 def test_insufficient_pool_issues_a_gap_query_and_finds_the_missing_hop(fake_index: FakeIndex) -> None:
-    llm = routed(plan=DRACULA_PLAN, p_yes=[0.1, 0.9],
-                 answer=cite_source_with("Liffey", "The River Liffey flows through Dublin, Stoker's birthplace."))
+    llm = routed(
+        plan=DRACULA_PLAN,
+        p_yes=[0.1, 0.9],
+        answer=cite_source_with("Liffey", "The River Liffey flows through Dublin, Stoker's birthplace."),
+    )
     cfg = AgentConfig(max_rounds=3, k=2, max_subqueries=2)
     answer = Agent(fake_index, llm, cfg).ask(DRACULA_Q)
     trace = answer.trace
@@ -75,8 +81,11 @@ def test_loop_is_bounded_by_max_rounds_not_the_recursion_limit(fake_index: FakeI
     assert llm.counts["feedback"] == 3  # the last round's judgement is skipped: it cannot change anything
     # the derived recursion limit has a margin of one round: without it the same run dies
     with pytest.raises(GraphRecursionError):
-        build_graph(cfg).invoke({"question": STOKER_Q}, {"recursion_limit": 3 + 4 * 3},
-                                context=AgentDeps(fake_index, stoker_llm(p_yes=[0.05], gap=GAPS)))
+        build_graph(cfg).invoke(
+            {"question": STOKER_Q},
+            {"recursion_limit": 3 + 4 * 3},
+            context=AgentDeps(fake_index, stoker_llm(p_yes=[0.05], gap=GAPS)),
+        )
 
 
 def test_loop_ends_when_there_is_nothing_new_to_search(fake_index: FakeIndex) -> None:
@@ -116,9 +125,16 @@ class FakeTree:
     def search(self, query: str, k: int, on_progress: Callable[[str], None] | None = None) -> TreeSearchResult:
         if on_progress:
             on_progress("navigating level 1")
-        trace = {"schema": "branchwise.trace/1", "question": query, "iterations": 2, "stop_reason": "exhausted",
-                 "steps": [{"iteration": 1, "expanded": "n0", "items": ["l1"], "roles": ["child"], "raw_scores": [0.9]}],
-                 "ranked": [["l1", "stoker#0", 0.9]], "llm_calls": 1, "prompt_tokens": 50}
+        trace = {
+            "schema": "branchwise.trace/1",
+            "question": query,
+            "iterations": 2,
+            "stop_reason": "exhausted",
+            "steps": [{"iteration": 1, "expanded": "n0", "items": ["l1"], "roles": ["child"], "raw_scores": [0.9]}],
+            "ranked": [["l1", "stoker#0", 0.9]],
+            "llm_calls": 1,
+            "prompt_tokens": 50,
+        }
         return TreeSearchResult([ScoredChunk("stoker#0", 0.9, "tree")], trace, Usage(llm_calls=1, prompt_tokens=50))
 
 
@@ -127,7 +143,9 @@ class FakeGraph:
         return [Evidence("dracula#0", "(Bram Stoker) -[author of]-> (Dracula)", 0.6, title="Dracula")]
 
 
-def test_parallel_routes_merge_into_one_deduplicated_pool_and_traces_round_trip(fake_index: FakeIndex, tmp_path: Path) -> None:
+def test_parallel_routes_merge_into_one_deduplicated_pool_and_traces_round_trip(
+    fake_index: FakeIndex, tmp_path: Path
+) -> None:
     llm = routed(plan=DRACULA_PLAN, p_yes=[0.9], answer=cite_source_with("Clontarf", "Dublin."))
     cfg = AgentConfig(retrieval="tree+hybrid", graph="auto", max_rounds=2, k=3, max_subqueries=1)
     agent = Agent(fake_index, llm, cfg, tree_search=FakeTree(), graph_search=FakeGraph())
@@ -187,9 +205,14 @@ def test_transient_backend_errors_are_retried_by_the_node_policy(fake_index: Fak
 
 
 def test_a_reused_thread_starts_each_question_with_an_empty_pool(fake_index: FakeIndex, tmp_path: Path) -> None:
-    llm = routed(plan=[STOKER_PLAN, plan_reply([("Swept wings", "delay", "?d")], [])], p_yes=[0.9],
-                 answer=[cite_source_with("Clontarf", "Clontarf."), cite_source_with("Swept", "Compressibility drag.")])
-    with Agent(fake_index, llm, AgentConfig(max_rounds=1, k=1, max_subqueries=1), checkpoint_path=tmp_path / "c.sqlite") as agent:
+    llm = routed(
+        plan=[STOKER_PLAN, plan_reply([("Swept wings", "delay", "?d")], [])],
+        p_yes=[0.9],
+        answer=[cite_source_with("Clontarf", "Clontarf."), cite_source_with("Swept", "Compressibility drag.")],
+    )
+    with Agent(
+        fake_index, llm, AgentConfig(max_rounds=1, k=1, max_subqueries=1), checkpoint_path=tmp_path / "c.sqlite"
+    ) as agent:
         first = agent.ask(STOKER_Q, thread_id="same")
         second = agent.ask("What do swept wings delay?", thread_id="same")
     assert [r["chunk_ids"] for r in first.trace.retrievals] == [["stoker#0"]]
@@ -200,7 +223,12 @@ def test_a_reused_thread_starts_each_question_with_an_empty_pool(fake_index: Fak
 def test_graph_is_inspectable_and_runs_with_build_time_deps(fake_index: FakeIndex) -> None:
     graph = build_graph(AgentConfig(max_rounds=1), deps=AgentDeps(fake_index, stoker_llm()))
     mermaid = graph.get_graph().draw_mermaid()
-    for edge in ("plan -.-> retrieve_tree", "feedback -.-> gap_query", "gap_query -.-> retrieve_index", "compress --> generate"):
+    for edge in (
+        "plan -.-> retrieve_tree",
+        "feedback -.-> gap_query",
+        "gap_query -.-> retrieve_index",
+        "compress --> generate",
+    ):
         assert edge in mermaid
     state = graph.invoke({"question": STOKER_Q}, {"recursion_limit": AgentConfig(max_rounds=1).recursion_limit})
     assert state["answer"]["citations"][0]["chunk_id"] == "stoker#0"
@@ -219,7 +247,15 @@ def test_langgraph_json_registers_a_factory_function(tmp_path: Path, monkeypatch
     assert callable(factory) and not hasattr(factory, "invoke")  # a function, not a compiled global
     monkeypatch.setenv("BRANCHWISE_INDEX", str(tmp_path / "not-opened-until-a-run"))
     graph = factory({"configurable": {}})
-    assert set(graph.get_graph().nodes) >= {"plan", "retrieve_index", "distill", "feedback", "gap_query", "compress", "generate"}
+    assert set(graph.get_graph().nodes) >= {
+        "plan",
+        "retrieve_index",
+        "distill",
+        "feedback",
+        "gap_query",
+        "compress",
+        "generate",
+    }
     monkeypatch.delenv("BRANCHWISE_INDEX")
     with pytest.raises(InputError, match="BRANCHWISE_INDEX"):
         factory({"configurable": {}})
@@ -235,10 +271,16 @@ def test_routers(fake_index: FakeIndex) -> None:
     assert routes(AgentConfig(), full) == ["retrieve_tree"]
     assert routes(AgentConfig(), full, relational=True) == ["retrieve_tree", "graph_retrieve"]
     assert routes(AgentConfig(graph="never"), full, relational=True) == ["retrieve_tree"]
-    assert routes(AgentConfig(retrieval="tree+hybrid", graph="always"), full) == ["retrieve_tree", "retrieve_index", "graph_retrieve"]
+    assert routes(AgentConfig(retrieval="tree+hybrid", graph="always"), full) == [
+        "retrieve_tree",
+        "retrieve_index",
+        "graph_retrieve",
+    ]
     assert routes(AgentConfig(retrieval="tree"), plain) == ["retrieve_index"]  # no tree: falls back, logged
     assert routes(AgentConfig(retrieval="bm25"), full) == ["retrieve_index"]
-    assert list(route_retrieval({"pending_queries": []}, Runtime(context=plain), env=GraphEnv(AgentConfig()))) == ["compress"]
+    assert list(route_retrieval({"pending_queries": []}, Runtime(context=plain), env=GraphEnv(AgentConfig()))) == [
+        "compress"
+    ]
     assert after_feedback({"rounds": [{"decision": "continue"}]}) == "gap_query"  # type: ignore[typeddict-item]
     assert after_feedback({"rounds": [{"decision": "answer"}]}) == "compress"  # type: ignore[typeddict-item]
 
@@ -249,8 +291,39 @@ def test_state_checkpoints_under_a_strict_serializer(fake_index: FakeIndex, tmp_
     strict = JsonPlusSerializer(allowed_msgpack_modules=None)  # built-in safe types only
     cfg: RunnableConfig = {"recursion_limit": 20, "configurable": {"thread_id": "x"}}
     build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn, serde=strict)).invoke(
-        {"question": STOKER_Q}, cfg, context=AgentDeps(fake_index, stoker_llm()))
+        {"question": STOKER_Q}, cfg, context=AgentDeps(fake_index, stoker_llm())
+    )
     restored = build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn, serde=strict)).get_state(cfg).values
     assert restored["answer"]["citations"][0]["chunk_id"] == "stoker#0"
-    assert restored["evidence"]["stoker#0"]["facts"] and restored["usage"]["llm_calls"] == 2  # plan + answer: 1 round, no judgement
+    assert (
+        restored["evidence"]["stoker#0"]["facts"] and restored["usage"]["llm_calls"] == 2
+    )  # plan + answer: 1 round, no judgement
     conn.close()
+
+
+def test_overrides_replace_a_node_and_the_graph_nests_as_a_subgraph(fake_index: FakeIndex) -> None:
+    from langgraph.graph import END, START, StateGraph
+
+    from branchwise.agents import nodes_retrieve
+    from branchwise.agents.state import AgentState
+
+    def expanded(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, object]:
+        queries = [f"{q} Clontarf" for q in state["pending_queries"]]
+        return nodes_retrieve.retrieve_index({**state, "pending_queries": queries}, runtime, env)
+
+    cfg = AgentConfig(max_rounds=1, k=1, max_subqueries=1)
+    agent_graph = build_graph(cfg, overrides={"retrieve_index": expanded})
+    parent = StateGraph(AgentState, context_schema=AgentDeps)
+    parent.add_node("shout", lambda state: {"question": state["question"].upper()})
+    parent.add_node("agent", agent_graph)
+    parent.add_edge(START, "shout")
+    parent.add_edge("shout", "agent")
+    parent.add_edge("agent", END)
+    state = parent.compile().invoke(
+        {"question": STOKER_Q}, {"recursion_limit": 20}, context=AgentDeps(fake_index, stoker_llm())
+    )
+    assert state["question"] == STOKER_Q.upper()
+    assert [r["query"] for r in state["retrievals"]] == [f"{STOKER_Q.upper()} Clontarf"]
+    assert state["answer"]["citations"][0]["chunk_id"] == "stoker#0"
+    with pytest.raises(InputError, match="unknown agent nodes"):
+        build_graph(cfg, overrides={"rerank": expanded})

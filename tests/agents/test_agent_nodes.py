@@ -13,7 +13,7 @@ from langgraph.types import Overwrite
 from branchwise.agents.config import AgentConfig
 from branchwise.agents.deps import AgentDeps, GraphEnv, TreeSearchResult
 from branchwise.agents.nodes_answer import compress, generate, truncate_pool
-from branchwise.agents.nodes_reason import feedback, gap_query, p_yes, parse_plan, plan
+from branchwise.agents.nodes_reason import feedback, gap_query, parse_plan, plan
 from branchwise.agents.nodes_retrieve import distill, graph_retrieve, retrieve_index, retrieve_tree
 from branchwise.agents.state import AgentState, EvidenceRecord, merge_evidence
 from branchwise.errors import InputError
@@ -21,7 +21,9 @@ from branchwise.generation.compress import CompressedContext, count_tokens
 from branchwise.types import Evidence, ScoredChunk, Usage
 
 
-def run(node: Callable[..., dict[str, Any]], state: AgentState, deps: AgentDeps, cfg: AgentConfig = AgentConfig()) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run(
+    node: Callable[..., dict[str, Any]], state: AgentState, deps: AgentDeps, cfg: AgentConfig = AgentConfig()
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
     update = node(state, Runtime(context=deps, stream_writer=events.append), env=GraphEnv(cfg))
     return update, events
@@ -35,8 +37,16 @@ def pool_of(index: FakeIndex, *ids: str, rnd: int = 0) -> dict[str, EvidenceReco
     out: dict[str, EvidenceRecord] = {}
     for i, cid in enumerate(ids):
         c = index.chunks.get(cid)
-        out[cid] = {"chunk_id": cid, "text": c.text, "score": 1.0 - 0.1 * i, "source": "hybrid",
-                    "round": rnd, "query": "q", "facts": [], "title": c.title}
+        out[cid] = {
+            "chunk_id": cid,
+            "text": c.text,
+            "score": 1.0 - 0.1 * i,
+            "source": "hybrid",
+            "round": rnd,
+            "query": "q",
+            "facts": [],
+            "title": c.title,
+        }
     return out
 
 
@@ -79,8 +89,12 @@ def test_plan_off_makes_no_call(fake_index: FakeIndex) -> None:
 
 
 def test_parse_plan_skips_incomplete_triples() -> None:
-    triples, subs = parse_plan({"triples": [{"subject": "a", "relation": "r"}, {"subject": "a", "relation": "r", "object": "b"}],
-                                "sub_questions": ["x", 3, " "]})
+    triples, subs = parse_plan(
+        {
+            "triples": [{"subject": "a", "relation": "r"}, {"subject": "a", "relation": "r", "object": "b"}],
+            "sub_questions": ["x", 3, " "],
+        }
+    )
     assert triples == [{"subject": "a", "relation": "r", "object": "b"}] and subs == ["x"]
     with pytest.raises(ValueError):
         parse_plan({"triples": [], "sub_questions": []})
@@ -99,7 +113,12 @@ def test_retrieve_index_tags_evidence_and_normalises_scores(fake_index: FakeInde
 
 @pytest.mark.parametrize("mode", ["dense", "bm25"])
 def test_retrieve_index_modes_call_the_matching_search(fake_index: FakeIndex, mode: str) -> None:
-    run(retrieve_index, {"question": "q", "pending_queries": ["Dublin"]}, deps_for(fake_index, routed()), AgentConfig(retrieval=mode))  # type: ignore[arg-type]
+    run(
+        retrieve_index,
+        {"question": "q", "pending_queries": ["Dublin"]},
+        deps_for(fake_index, routed()),
+        AgentConfig(retrieval=mode),
+    )  # type: ignore[arg-type]
     assert fake_index.searches == [(mode, "Dublin")]
 
 
@@ -117,7 +136,13 @@ class FakeTree:
 
 
 def test_retrieve_tree_keeps_traces_usage_and_progress(fake_index: FakeIndex) -> None:
-    tree = FakeTree([ScoredChunk("stoker#0", 0.8, "tree"), ScoredChunk("missing#9", 0.5, "tree"), ScoredChunk("dracula#0", 0.4, "tree")])
+    tree = FakeTree(
+        [
+            ScoredChunk("stoker#0", 0.8, "tree"),
+            ScoredChunk("missing#9", 0.5, "tree"),
+            ScoredChunk("dracula#0", 0.4, "tree"),
+        ]
+    )
     state: AgentState = {"question": "q", "round": 0, "pending_queries": ["Bram Stoker"]}
     update, events = run(retrieve_tree, state, deps_for(fake_index, routed(), tree_search=tree), AgentConfig(k=3))
     assert list(update["evidence"]) == ["stoker#0", "dracula#0"]  # the stale leaf is skipped
@@ -141,16 +166,25 @@ def test_graph_retrieve_relabels_round_query_and_source(fake_index: FakeIndex) -
     state: AgentState = {"question": "q", "round": 1, "pending_queries": ["Stoker birthplace"]}
     update, _ = run(graph_retrieve, state, deps_for(fake_index, routed(), graph_search=FakeGraph()))
     rec = update["evidence"]["stoker#0"]
-    assert (rec["source"], rec["round"], rec["query"], rec["text"]) == ("graph", 1, "Stoker birthplace", "Stoker -[born in]-> Dublin")
+    assert (rec["source"], rec["round"], rec["query"], rec["text"]) == (
+        "graph",
+        1,
+        "Stoker birthplace",
+        "Stoker -[born in]-> Dublin",
+    )
 
 
 # -- distill ----------------------------------------------------------------------------------
 def test_distill_llm_in_batches_with_sentence_fallback_for_skipped_items(fake_index: FakeIndex) -> None:
     pool = pool_of(fake_index, "stoker#0", "liffey#0", "wing#0")
     pool["old#0"] = {**pool["wing#0"], "chunk_id": "old#0", "round": 0, "facts": ["kept"]}
-    llm = routed(distill=[json.dumps({"items": [{"id": 1, "facts": ["Stoker was born in Clontarf, Dublin."]}]}), "broken"])
+    llm = routed(
+        distill=[json.dumps({"items": [{"id": 1, "facts": ["Stoker was born in Clontarf, Dublin."]}]}), "broken"]
+    )
     state: AgentState = {"question": "Where was Bram Stoker born?", "round": 0, "evidence": pool}
-    update, events = run(distill, state, deps_for(fake_index, llm), AgentConfig(distill="llm", distill_batch=2, json_retries=0))
+    update, events = run(
+        distill, state, deps_for(fake_index, llm), AgentConfig(distill="llm", distill_batch=2, json_retries=0)
+    )
     facts = {cid: r["facts"] for cid, r in update["evidence"].items()}
     assert facts["stoker#0"] == ["Stoker was born in Clontarf, Dublin."]
     assert facts["liffey#0"] and facts["wing#0"]  # skipped by the LLM / failed batch: top sentences
@@ -163,16 +197,28 @@ def test_distill_llm_in_batches_with_sentence_fallback_for_skipped_items(fake_in
 
 def test_distill_sentences_mode_makes_no_call(fake_index: FakeIndex) -> None:
     llm = routed()
-    state: AgentState = {"question": "Where was Bram Stoker born?", "round": 0, "evidence": pool_of(fake_index, "stoker#0")}
+    state: AgentState = {
+        "question": "Where was Bram Stoker born?",
+        "round": 0,
+        "evidence": pool_of(fake_index, "stoker#0"),
+    }
     update, _ = run(distill, state, deps_for(fake_index, llm), AgentConfig(distill="sentences", facts_per_item=1))
     assert llm.calls == []
-    assert update["evidence"]["stoker#0"]["facts"] == ["Abraham Stoker was born on 8 November 1847 in Clontarf, on the northside of Dublin, Ireland."]
+    assert update["evidence"]["stoker#0"]["facts"] == [
+        "Abraham Stoker was born on 8 November 1847 in Clontarf, on the northside of Dublin, Ireland."
+    ]
 
 
 # -- feedback ----------------------------------------------------------------------------------
 def fb_state(index: FakeIndex, rnd: int = 0, **kw: Any) -> AgentState:
-    state: AgentState = {"question": DRACULA_Q, "round": rnd, "pending_queries": ["q1"], "evidence": pool_of(index, "dracula#0", "stoker#0"),
-                         "triples": json.loads(DRACULA_PLAN)["triples"], "usage": {}}
+    state: AgentState = {
+        "question": DRACULA_Q,
+        "round": rnd,
+        "pending_queries": ["q1"],
+        "evidence": pool_of(index, "dracula#0", "stoker#0"),
+        "triples": json.loads(DRACULA_PLAN)["triples"],
+        "usage": {},
+    }
     state.update(kw)  # type: ignore[typeddict-item]
     return state
 
@@ -184,7 +230,11 @@ def test_feedback_logprob_sufficient_and_insufficient(fake_index: FakeIndex) -> 
     assert yes["feedback"]["p_yes"] == pytest.approx(0.8) and yes["usage"]["llm_calls"] == 1
     no, _ = run(feedback, fb_state(fake_index), deps_for(fake_index, routed(p_yes=[0.2])), cfg)
     rec = no["rounds"][0]
-    assert rec["decision"] == "continue" and rec["pool_size"] == 2 and sorted(rec["new_chunk_ids"]) == ["dracula#0", "stoker#0"]
+    assert (
+        rec["decision"] == "continue"
+        and rec["pool_size"] == 2
+        and sorted(rec["new_chunk_ids"]) == ["dracula#0", "stoker#0"]
+    )
     assert [t["relation"] for t in no["feedback"]["unresolved"]] == ["flows through"]
 
 
@@ -192,7 +242,10 @@ def test_feedback_json_mode_and_its_fallback(fake_index: FakeIndex) -> None:
     cfg = AgentConfig(max_rounds=3, feedback="json", json_retries=0)
     llm = routed(feedback_json='{"sufficient": "false", "missing": "which river flows through Dublin"}')
     update, _ = run(feedback, fb_state(fake_index), deps_for(fake_index, llm), cfg)
-    assert update["feedback"]["sufficient"] is False and update["feedback"]["missing"] == "which river flows through Dublin"
+    assert (
+        update["feedback"]["sufficient"] is False
+        and update["feedback"]["missing"] == "which river flows through Dublin"
+    )
     broken = routed(feedback_json="maybe?")
     update, _ = run(feedback, fb_state(fake_index), deps_for(fake_index, broken), cfg)
     assert update["feedback"]["sufficient"] is False  # one triple is unresolved
@@ -203,7 +256,12 @@ def test_feedback_skips_the_call_when_the_decision_cannot_change(fake_index: Fak
     llm = routed()
     last, _ = run(feedback, fb_state(fake_index, rnd=1), deps_for(fake_index, llm), AgentConfig(max_rounds=2))
     assert last["rounds"][0]["stop_reason"] == "max_rounds" and last["feedback"]["mode"] == "skipped"
-    spent, _ = run(feedback, fb_state(fake_index, usage={"llm_calls": 5}), deps_for(fake_index, llm), AgentConfig(max_rounds=3, max_llm_calls=5))
+    spent, _ = run(
+        feedback,
+        fb_state(fake_index, usage={"llm_calls": 5}),
+        deps_for(fake_index, llm),
+        AgentConfig(max_rounds=3, max_llm_calls=5),
+    )
     assert spent["rounds"][0]["stop_reason"] == "call_budget"
     empty, _ = run(feedback, fb_state(fake_index, evidence={}), deps_for(fake_index, llm), AgentConfig(max_rounds=3))
     assert empty["rounds"][0]["decision"] == "continue" and empty["feedback"]["missing"] == DRACULA_Q
@@ -212,16 +270,24 @@ def test_feedback_skips_the_call_when_the_decision_cannot_change(fake_index: Fak
     assert llm.calls == []
 
 
-def test_p_yes_is_a_two_way_softmax() -> None:
-    assert p_yes([0.0, 0.0]) == pytest.approx(0.5)
-    assert p_yes([-0.1, -2.4]) == pytest.approx(1 / (1 + 2.718281828 ** -2.3), rel=1e-6)
-
-
 # -- gap query --------------------------------------------------------------------------------
 def gap_state(**fb: Any) -> AgentState:
-    record = {"round": 0, "mode": "logprob", "sufficient": False, "p_yes": 0.2, "missing": "",
-              "unresolved": [{"subject": "?r", "relation": "flows through", "object": "Dublin"}]} | fb
-    return {"question": DRACULA_Q, "round": 0, "feedback": record, "queries_issued": [DRACULA_Q], "evidence": {}, "usage": {}}  # type: ignore[typeddict-item]
+    record = {
+        "round": 0,
+        "mode": "logprob",
+        "sufficient": False,
+        "p_yes": 0.2,
+        "missing": "",
+        "unresolved": [{"subject": "?r", "relation": "flows through", "object": "Dublin"}],
+    } | fb
+    return {
+        "question": DRACULA_Q,
+        "round": 0,
+        "feedback": record,
+        "queries_issued": [DRACULA_Q],
+        "evidence": {},
+        "usage": {},
+    }  # type: ignore[typeddict-item]
 
 
 def test_gap_query_template_from_unresolved_triples(fake_index: FakeIndex) -> None:
@@ -229,14 +295,22 @@ def test_gap_query_template_from_unresolved_triples(fake_index: FakeIndex) -> No
     assert update["pending_queries"] == ["flows through Dublin"] and update["round"] == 1
     assert update["queries_issued"] == ["flows through Dublin"]
     state = gap_state(unresolved=[{"subject": "?a", "relation": "born in", "object": "?c"}])
-    state["triples"] = [{"subject": "?a", "relation": "author of", "object": "Dracula"}, *state["feedback"]["unresolved"]]
+    state["triples"] = [
+        {"subject": "?a", "relation": "author of", "object": "Dracula"},
+        *state["feedback"]["unresolved"],
+    ]
     update, _ = run(gap_query, state, deps_for(fake_index, routed()), AgentConfig(max_subqueries=1))
     assert update["pending_queries"] == ["author of Dracula born in"]
 
 
 def test_gap_query_llm_first_and_never_repeats(fake_index: FakeIndex) -> None:
     llm = routed(gap='{"query": "river through Dublin"}')
-    update, _ = run(gap_query, gap_state(missing="the river of Dublin"), deps_for(fake_index, llm), AgentConfig(gap_query="llm", max_subqueries=2))
+    update, _ = run(
+        gap_query,
+        gap_state(missing="the river of Dublin"),
+        deps_for(fake_index, llm),
+        AgentConfig(gap_query="llm", max_subqueries=2),
+    )
     assert update["pending_queries"] == ["river through Dublin", "the river of Dublin"]
     state = gap_state(missing="")
     state["queries_issued"] = [DRACULA_Q, "flows through Dublin"]
@@ -254,7 +328,9 @@ def test_compress_without_compressor_truncates_to_the_budget(fake_index: FakeInd
     assert comp["method"] == "truncate" and comp["tokens_after"] <= cfg.context_budget_tokens
     assert [e["chunk_id"] for e in context] == ["stoker#0", "dracula#0"]
     assert context[1]["text"] != pool["dracula#0"]["text"]  # cut at a token edge
-    assert comp["removed"] == ["liffey#0"] and comp["ratio"] == pytest.approx(comp["tokens_after"] / comp["tokens_before"], abs=1e-4)
+    assert comp["removed"] == ["liffey#0"] and comp["ratio"] == pytest.approx(
+        comp["tokens_after"] / comp["tokens_before"], abs=1e-4
+    )
 
 
 def test_truncate_pool_never_exceeds_the_budget(fake_index: FakeIndex) -> None:
@@ -269,13 +345,24 @@ def test_compress_with_a_compressor_records_its_stats(fake_index: FakeIndex) -> 
         mode = "extractive"
 
         def compress(self, question: str, evidence: list[Evidence], budget_tokens: int) -> CompressedContext:
-            items = [Evidence(e.chunk_id, e.text.split(".")[0] + ".", e.score, e.source, title=e.title) for e in evidence[:1]]
+            items = [
+                Evidence(e.chunk_id, e.text.split(".")[0] + ".", e.score, e.source, title=e.title) for e in evidence[:1]
+            ]
             return CompressedContext(items, 100, 12, self.mode, budget_tokens, usage=Usage(embed_calls=1))
 
     pool = pool_of(fake_index, "stoker#0", "liffey#0")
-    update, events = run(compress, {"question": "q", "evidence": pool}, deps_for(fake_index, routed(), compressor=HalfCompressor()))
-    assert update["compression"] | {} == {"method": "extractive", "budget_tokens": 1200, "tokens_before": 100, "tokens_after": 12,
-                                          "ratio": 0.12, "removed": ["liffey#0"], "emptied": False}
+    update, events = run(
+        compress, {"question": "q", "evidence": pool}, deps_for(fake_index, routed(), compressor=HalfCompressor())
+    )
+    assert update["compression"] | {} == {
+        "method": "extractive",
+        "budget_tokens": 1200,
+        "tokens_before": 100,
+        "tokens_after": 12,
+        "ratio": 0.12,
+        "removed": ["liffey#0"],
+        "emptied": False,
+    }
     assert update["context"][0]["chunk_id"] == "stoker#0" and update["usage"]["embed_calls"] == 1
     assert "compressing" in events[0]["message"]
 
@@ -283,8 +370,11 @@ def test_compress_with_a_compressor_records_its_stats(fake_index: FakeIndex) -> 
 def test_generate_streams_tokens_and_cites_the_right_chunk(fake_index: FakeIndex) -> None:
     context = list(pool_of(fake_index, "dracula#0", "stoker#0").values())
     llm = routed(answer=cite_source_with("Clontarf", "He was born in Clontarf, Dublin."))
-    state: AgentState = {"question": "Where was Bram Stoker born?", "context": context,
-                         "compression": {"tokens_after": 57}}  # type: ignore[typeddict-item]
+    state: AgentState = {
+        "question": "Where was Bram Stoker born?",
+        "context": context,
+        "compression": {"tokens_after": 57},
+    }  # type: ignore[typeddict-item]
     update, events = run(generate, state, deps_for(fake_index, llm))
     ans = update["answer"]
     assert ans["found"] and ans["text"] == "He was born in Clontarf, Dublin. [2]"

@@ -11,6 +11,7 @@ from agent_doubles import cite_source_with, plan_reply, routed
 from branchwise.agents import Agent, AgentConfig
 from branchwise.agents.tree_search import NavigatorSearch
 from branchwise.errors import InputError
+from branchwise.generation.compress import CompressionConfig, make_compressor
 from branchwise.retrieval.index import Index
 from branchwise.testing import HashingEmbedder
 from branchwise.trees.navigator import NavigatorConfig
@@ -25,8 +26,11 @@ def index(tmp_path: Path, chunks: list[Chunk]) -> Index:
 
 
 def llm_for_stoker():
-    return routed(plan=plan_reply([("Bram Stoker", "born in", "?c")], []), p_yes=[0.9],
-                  answer=cite_source_with("Clontarf", "He was born in Clontarf, Dublin."))
+    return routed(
+        plan=plan_reply([("Bram Stoker", "born in", "?c")], []),
+        p_yes=[0.9],
+        answer=cite_source_with("Clontarf", "He was born in Clontarf, Dublin."),
+    )
 
 
 def test_tree_route_navigates_the_real_tree_and_embeds_its_trace(index: Index, tmp_path: Path) -> None:
@@ -58,3 +62,48 @@ def test_hybrid_route_over_chroma_and_bm25(index: Index) -> None:
 def test_explicit_tree_route_without_a_tree_search_is_refused(index: Index) -> None:
     with pytest.raises(InputError, match="tree search"):
         Agent(index, llm_for_stoker(), AgentConfig(retrieval="tree"))
+
+
+def test_real_extractive_compressor_plugs_in_and_citations_survive(index: Index) -> None:
+    compressor = make_compressor(CompressionConfig(mode="extractive"), embedder=HashingEmbedder())
+    cfg = AgentConfig(retrieval="hybrid", max_rounds=1, k=4, context_budget_tokens=30)
+    answer = Agent(index, llm_for_stoker(), cfg, compressor=compressor).ask(QUESTION)
+    comp = answer.trace.compression
+    assert comp["method"] == "extractive" and 0 < comp["tokens_after"] <= 30 < comp["tokens_before"]
+    assert comp["ratio"] == pytest.approx(comp["tokens_after"] / comp["tokens_before"], abs=1e-4)
+    assert answer.context_tokens == comp["tokens_after"]
+    # the kept sentence still carries its chunk id, so the citation points at the right chunk
+    assert [c.chunk_id for c in answer.citations] == ["stoker#0"]
+
+
+def test_graph_route_with_the_real_graph_retriever_for_a_relational_question(index: Index) -> None:
+    from branchwise.graph.retrieve import GraphRetriever
+    from branchwise.graph.types import KnowledgeGraph, Mention, Relation
+
+    kg = KnowledgeGraph()
+    for eid, name, chunk_ids in [
+        ("e_stoker", "Bram Stoker", ["dracula#0", "stoker#0"]),
+        ("e_dracula", "Dracula", ["dracula#0"]),
+        ("e_dublin", "Dublin", ["stoker#0", "liffey#0"]),
+        ("e_liffey", "River Liffey", ["liffey#0"]),
+    ]:
+        for cid in chunk_ids:
+            kg.add_mention(eid, Mention(chunk_id=cid, doc_id=cid.split("#")[0], name=name))
+    for s, p, o, cid in [
+        ("e_stoker", "author of", "e_dracula", "dracula#0"),
+        ("e_stoker", "born in", "e_dublin", "stoker#0"),
+        ("e_liffey", "flows through", "e_dublin", "liffey#0"),
+    ]:
+        kg.add_relation(Relation(id=Relation.make_id(s, p, o, cid), subject=s, predicate=p, object=o, chunk_id=cid))
+    graph_search = GraphRetriever(kg, HashingEmbedder(), chunks=index.chunks)
+    llm = routed(
+        plan=plan_reply([("?a", "author of", "Dracula"), ("?a", "born in", "?c"), ("?r", "flows through", "?c")], []),
+        answer=cite_source_with("Liffey", "The River Liffey."),
+    )
+    cfg = AgentConfig(retrieval="hybrid", graph="auto", max_rounds=1, k=3, max_subqueries=1)
+    question = "Which river flows through the city where the author of Dracula was born?"
+    answer = Agent(index, llm, cfg, graph_search=graph_search).ask(question)
+    graph_hits = [r for r in answer.trace.retrievals if r["source"] == "graph"]
+    assert answer.trace.relational and graph_hits and graph_hits[0]["chunk_ids"]
+    assert set(graph_hits[0]["chunk_ids"]) <= {"dracula#0", "stoker#0", "liffey#0"}
+    assert answer.citations[0].chunk_id == "liffey#0"

@@ -36,8 +36,13 @@ def test_agent_answers_a_hotpotqa_question_citing_a_supporting_paragraph(
     t0 = time.perf_counter()
     answer = Agent(index, real_llm, cfg, tree_search=search).ask(rec["question"])
     elapsed = time.perf_counter() - t0
-    log.info("real agent: %.1f s, %d LLM calls, %d prompt tokens, answer %r", elapsed,
-             answer.usage.llm_calls, answer.usage.prompt_tokens, answer.text)
+    log.info(
+        "real agent: %.1f s, %d LLM calls, %d prompt tokens, answer %r",
+        elapsed,
+        answer.usage.llm_calls,
+        answer.usage.prompt_tokens,
+        answer.text,
+    )
     cited = [c.chunk_id for c in answer.citations]
     context = {e for r in answer.trace.retrievals for e in r["chunk_ids"]}
     assert answer.found, answer.text

@@ -19,8 +19,16 @@ from branchwise.types import Evidence
 
 
 def rec(cid: str, score: float, rnd: int = 0, facts: list[str] | None = None, source: str = "hybrid") -> EvidenceRecord:
-    return {"chunk_id": cid, "text": f"text of {cid}", "score": score, "source": source, "round": rnd,
-            "query": "q", "facts": facts or [], "title": cid.upper()}
+    return {
+        "chunk_id": cid,
+        "text": f"text of {cid}",
+        "score": score,
+        "source": source,
+        "round": rnd,
+        "query": "q",
+        "facts": facts or [],
+        "title": cid.upper(),
+    }
 
 
 def test_merge_evidence_dedupes_by_chunk_id_keeping_first_round_best_score_and_all_facts() -> None:
@@ -41,7 +49,9 @@ def test_merge_evidence_handles_empty_sides() -> None:
 
 
 def test_add_usage_sums_fieldwise_with_missing_fields() -> None:
-    total = add_usage({"llm_calls": 2, "prompt_tokens": 100}, {"llm_calls": 1, "completion_tokens": 7, "latency_s": 0.5})
+    total = add_usage(
+        {"llm_calls": 2, "prompt_tokens": 100}, {"llm_calls": 1, "completion_tokens": 7, "latency_s": 0.5}
+    )
     assert total == {"llm_calls": 3, "prompt_tokens": 100, "completion_tokens": 7, "embed_calls": 0, "latency_s": 0.5}
 
 

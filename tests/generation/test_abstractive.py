@@ -66,7 +66,9 @@ def test_none_reply_drops_the_context() -> None:
     ctx = AbstractiveCompressor(llm).compress(QUESTION, [BAIKAL], 100)
     assert ctx.dropped and ctx.items == [] and ctx.note.startswith("summary was NONE")
     # with the P(Yes) gate alone, NONE is not a drop signal and the text is simply empty of facts
-    only_gate = AbstractiveCompressor(ScriptedLLM(replies=["NONE"], logprob_fn=_gate(0.9)), AbstractiveConfig(gate="p_yes"))
+    only_gate = AbstractiveCompressor(
+        ScriptedLLM(replies=["NONE"], logprob_fn=_gate(0.9)), AbstractiveConfig(gate="p_yes")
+    )
     assert not only_gate.compress(QUESTION, [BAIKAL], 100).dropped
 
 
@@ -101,8 +103,12 @@ def test_attribute_summary_ignores_bad_markers_and_multi_citations() -> None:
 
 @pytest.mark.parametrize("budget", [1, 6, 12, 30])
 def test_summary_is_held_to_the_budget(budget: int) -> None:
-    summary = "Neil Peart was the drummer and lyricist of Rush [1]. He joined the band in 1974 [1]. Rush is Canadian [1]."
-    ctx = AbstractiveCompressor(ScriptedLLM(replies=[summary], logprob_fn=_gate(0.9))).compress(QUESTION, [PEART], budget)
+    summary = (
+        "Neil Peart was the drummer and lyricist of Rush [1]. He joined the band in 1974 [1]. Rush is Canadian [1]."
+    )
+    ctx = AbstractiveCompressor(ScriptedLLM(replies=[summary], logprob_fn=_gate(0.9))).compress(
+        QUESTION, [PEART], budget
+    )
     assert 0 < ctx.tokens_after <= budget
     assert ctx.tokens_after == evidence_tokens(ctx.items)
 

@@ -105,15 +105,23 @@ def test_labelers() -> None:
 
 
 EVIDENCE = [
-    Evidence("rush#0", "Rush was a Canadian rock band. Neil Peart was the drummer of Rush. The band formed in 1968.", title="Rush"),
+    Evidence(
+        "rush#0",
+        "Rush was a Canadian rock band. Neil Peart was the drummer of Rush. The band formed in 1968.",
+        title="Rush",
+    ),
     Evidence("baikal#0", "Lake Baikal is a rift lake in Siberia. It is very deep.", title="Lake Baikal"),
 ]
 
 
 def test_color_compressor_returns_the_selected_candidate_within_budget() -> None:
     llm = ScriptedLLM(replies=["Neil Peart was the drummer of Rush [1]."], logprob_fn=_sufficiency({"Peart"}))
-    comp = ColorCompressor(ExtractiveCompressor(HashingEmbedder(dim=512)), AbstractiveCompressor(llm), llm,
-                           ColorConfig(budget_fractions=(0.25, 1.0)))
+    comp = ColorCompressor(
+        ExtractiveCompressor(HashingEmbedder(dim=512)),
+        AbstractiveCompressor(llm),
+        llm,
+        ColorConfig(budget_fractions=(0.25, 1.0)),
+    )
     ctx = comp.compress("Who was the drummer of Rush?", EVIDENCE, 40)
     assert ctx.mode == "color" and len(ctx.candidates) >= 2
     chosen = [c for c in ctx.candidates if c.chosen]
@@ -133,8 +141,11 @@ def test_generate_candidates_dedupes_identical_texts() -> None:
 def test_mine_preferences_on_hotpotqa(shared_data) -> None:
     examples = load_hotpot_examples(shared_data / "hotpotqa" / "dev_distractor_200.jsonl", limit=6)
     rep = mine_preferences(
-        examples, ExtractiveCompressor(HashingEmbedder(dim=1024)), None,
-        lambda ex: EvidenceLabeler([s for _, s in ex.supporting]), 256,
+        examples,
+        ExtractiveCompressor(HashingEmbedder(dim=1024)),
+        None,
+        lambda ex: EvidenceLabeler([s for _, s in ex.supporting]),
+        256,
     )
     assert rep.questions == 6 and rep.pairs
     for p in rep.pairs:

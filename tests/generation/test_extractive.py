@@ -99,7 +99,9 @@ def test_config_budget_and_factory() -> None:
     assert cfg.budget_for(1000) == 150
     assert cfg.budget_for(100) == 64  # floor
     assert cfg.budget_for(10_000) == 300  # absolute cap
-    assert isinstance(make_compressor(CompressionConfig(mode="extractive"), embedder=HashingEmbedder()), ExtractiveCompressor)
+    assert isinstance(
+        make_compressor(CompressionConfig(mode="extractive"), embedder=HashingEmbedder()), ExtractiveCompressor
+    )
     assert isinstance(make_compressor(CompressionConfig(mode="none")), NoCompression)
     with pytest.raises(InputError, match="needs an LLM"):
         make_compressor(CompressionConfig(mode="abstractive"), embedder=HashingEmbedder())

@@ -62,7 +62,9 @@ def test_llm_triplets_use_the_answer_likelihood(hotpot) -> None:
         return -0.5 if cont in messages[-1].content else -6.0  # answer in context: likely
 
     llm = ScriptedLLM(logprob_fn=logprob)
-    rep = mine_triplets([ex], HashingEmbedder(dim=512), llm, MiningConfig(positives="llm", llm_candidates=8, negatives_per_positive=3))
+    rep = mine_triplets(
+        [ex], HashingEmbedder(dim=512), llm, MiningConfig(positives="llm", llm_candidates=8, negatives_per_positive=3)
+    )
     assert rep.llm_questions == 1 and rep.triplets
     for t in rep.triplets:
         assert ex.answers[0] in t.positive and ex.answers[0] not in t.negative and t.source == "llm"
@@ -125,10 +127,22 @@ def test_dpo_starts_at_log2_and_decreases(tmp_path: Path) -> None:
 def test_train_color_cli_mines_pairs_and_trains(shared_data, tmp_path: Path, capsys) -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args([
-        "train-color", "--data", str(shared_data / "hotpotqa" / "dev_distractor_200.jsonl"), "--out", str(tmp_path / "m"),
-        "--questions", "4", "--no-abstractive", "--labeler", "evidence", "--max-steps", "2",
-    ])
+    args = parser.parse_args(
+        [
+            "train-color",
+            "--data",
+            str(shared_data / "hotpotqa" / "dev_distractor_200.jsonl"),
+            "--out",
+            str(tmp_path / "m"),
+            "--questions",
+            "4",
+            "--no-abstractive",
+            "--labeler",
+            "evidence",
+            "--max-steps",
+            "2",
+        ]
+    )
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["questions"] == 4 and summary["pairs"] > 0 and summary["steps"] == 2

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import pytest
 
 from branchwise.errors import BackendError, OutputParseError
 from branchwise.graph.extract import (ChunkExtraction, ExtractionConfig, ExtractionFailure, GraphExtractor,
                                       estimate_extraction_cost, extraction_schema, parse_extraction)
+from branchwise.models.base import GenParams, StructuredCompletion
+from branchwise.models.jsonrepair import parse_json_lenient
 from branchwise.testing import ScriptedLLM
 from branchwise.types import Chunk
 
-from conftest import FILM_CHUNKS, FILM_EXTRACTIONS, scripted_extractor
+from graph_corpus import FILM_CHUNKS, FILM_EXTRACTIONS, scripted_extractor
 
 NOLAN = FILM_CHUNKS[1]
 
@@ -67,19 +70,50 @@ def test_valid_output_is_extracted_with_usage() -> None:
 
 def test_malformed_json_is_repaired() -> None:
     good = json.dumps(FILM_EXTRACTIONS["Christopher Nolan"])
-    broken = "Here you go:\n```json\n" + good[:-2].replace('"}', '"},', 1) + "\n```"  # trailing comma, unclosed
+    broken = good.replace('}], "relations"', '},], "relations"')[:-2]  # trailing comma, unclosed brackets
+    assert '},]' in broken
+    broken = "Here you go:\n```json\n" + broken + "\n```"
     llm = ScriptedLLM(replies=[broken])
     res = GraphExtractor(llm).extract(NOLAN)
     assert isinstance(res, ChunkExtraction) and res.repaired and res.attempts == 1
     assert {e.name for e in res.entities} >= {"Nolan, Christopher", "London"}
 
 
-def test_unparsable_output_gets_one_stricter_retry() -> None:
-    llm = ScriptedLLM(replies=["I cannot do that", json.dumps(FILM_EXTRACTIONS["Christopher Nolan"])])
+@dataclass
+class _ModeRecorder(ScriptedLLM):
+    """Records whether each call was free generation or schema-constrained."""
+
+    modes: list[str] = field(default_factory=list)
+    schemas: list[dict] = field(default_factory=list)
+
+    def chat(self, messages, params=GenParams()):  # type: ignore[override]
+        self.modes.append("chat")
+        return super().chat(messages, params)
+
+    def chat_json(self, messages, schema, params=GenParams()):  # type: ignore[override]
+        self.modes.append("chat_json")
+        self.schemas.append(schema)
+        c = ScriptedLLM.chat(self, messages, params)
+        value, repaired = parse_json_lenient(c.text)
+        return StructuredCompletion(value, c, repaired)
+
+
+def test_unparsable_output_gets_one_stricter_constrained_retry() -> None:
+    llm = _ModeRecorder(replies=["I cannot do that", json.dumps(FILM_EXTRACTIONS["Christopher Nolan"])])
     res = GraphExtractor(llm).extract(NOLAN)
     assert isinstance(res, ChunkExtraction) and res.attempts == 2
+    assert llm.modes == ["chat", "chat_json"]  # fast free generation first, the grammar on retry
+    assert llm.schemas[0]["properties"]["entities"]["maxItems"] == 5
     assert "could not be used" not in llm.calls[0][1].content
     assert "could not be used" in llm.calls[1][1].content and "at most 5" in llm.calls[1][1].content
+    assert res.prompt_tokens > sum(len(m.content.split()) for m in llm.calls[1])  # both attempts counted
+
+
+def test_constrained_modes() -> None:
+    for mode, expected in (("always", ["chat_json", "chat_json"]), ("never", ["chat", "chat"])):
+        llm = _ModeRecorder(replies=["nope"])
+        res = GraphExtractor(llm, ExtractionConfig(constrained=mode)).extract(NOLAN)
+        assert isinstance(res, ExtractionFailure) and llm.modes == expected
 
 
 def test_persistent_garbage_becomes_a_failure_record() -> None:
