@@ -25,18 +25,27 @@ import logging
 import math
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from branchwise.retrieval.tokens import get_tokenizer
 from branchwise.trees.navigate import NavigationResult, TreeResources, navigate_many
 from branchwise.trees.navigator import NavigatorConfig
-from branchwise.trees.priors import ArrayNodeVectors, RetrievalPrior, RetrievalPriorConfig
+from branchwise.trees.priors import (
+    ArrayNodeVectors,
+    RetrievalPrior,
+    RetrievalPriorConfig,
+)
 from branchwise.trees.scorers import EmbeddingScorer, Scorer
-from branchwise.trees.slates import SlateRequest, SlateScores, messages_text, render_slate_prompt
+from branchwise.trees.slates import (
+    SlateRequest,
+    SlateScores,
+    messages_text,
+    render_slate_prompt,
+)
 from branchwise.trees.tree import Node, Tree
 
 log = logging.getLogger("benchmarks.query_cost")
@@ -152,18 +161,20 @@ def summarise(name: str, results: Sequence[NavigationResult], own_cpu_s: float, 
     own = total - scorer
     cpu = own_cpu_s / len(results)
     llm = scorer  # wall time inside the scorer: the (slept) GPU latency plus prompt rendering
-    row = {"slates": slates, "prompt_tok": prompt, "wall_s": total, "own_ms": own * 1000, "own_cpu_ms": cpu * 1000,
-           "overhead_pct": 100 * own / total if total > 0 else 0.0,
-           "overhead_cpu_pct": 100 * cpu / (cpu + llm) if llm > 0 else 0.0,
-           "stops": ",".join(sorted({r.trace.stop_reason for r in results}))}
+    row = {"slates": float(slates), "prompt_tok": float(prompt), "wall_s": float(total), "own_ms": float(own * 1000),
+           "own_cpu_ms": cpu * 1000, "overhead_pct": float(100 * own / total) if total > 0 else 0.0,
+           "overhead_cpu_pct": float(100 * cpu / (cpu + llm)) if llm > 0 else 0.0}
+    stops = ",".join(sorted({r.trace.stop_reason for r in results}))
     if targets is not None:
         row["hit@10"] = float(np.mean([t in [c.chunk_id for c in r.ranked[:10]] for r, t in zip(results, targets)]))
     print(f"| {name} | {slates:.1f} | {prompt:.0f} | {row.get('hit@10', float('nan')):.2f} | {own * 1000:.1f} / {cpu * 1000:.1f} | "
-          f"{total:.3f} | {row['overhead_pct']:.1f} % / {row['overhead_cpu_pct']:.1f} % | {row['stops']} |", flush=True)
+          f"{total:.3f} | {row['overhead_pct']:.1f} % / {row['overhead_cpu_pct']:.1f} % | {stops} |", flush=True)
     return row
 
 
-def run_synthetic(sizes: Sequence[int], n_queries: int, configs: dict[str, NavigatorConfig], seed: int) -> dict[tuple[str, int], dict]:
+def run_synthetic(
+    sizes: Sequence[int], n_queries: int, configs: dict[str, NavigatorConfig], seed: int
+) -> dict[tuple[str, int], dict[str, float]]:
     print("| tree / config | slates/q | prompt tok/q | hit@10 | framework ms/q (wall / CPU) | wall s/q (gpu sleep) | "
           "overhead (wall / CPU) | stop |\n|---|---|---|---|---|---|---|---|")
     out = {}
@@ -177,7 +188,7 @@ def run_synthetic(sizes: Sequence[int], n_queries: int, configs: dict[str, Navig
         queries = {}
         for k, i in enumerate(picks):
             v = vecs[leaf_ids[i]] + 0.6 * rng.standard_normal(DIM).astype(np.float32) / math.sqrt(DIM)
-            queries[f"query {k}"] = (v / np.linalg.norm(v), tree[leaf_ids[i]].chunk_id)
+            queries[f"query {k}"] = (v / np.linalg.norm(v), str(tree[leaf_ids[i]].chunk_id))
         emb = LookupEmbedder({q: v for q, (v, _) in queries.items()})
         vectors = ArrayNodeVectors.from_mapping(vecs)
         prior = RetrievalPrior(vectors=vectors, embedder=emb, config=RetrievalPriorConfig(bm25=False))

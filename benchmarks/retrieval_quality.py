@@ -23,9 +23,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,7 +39,14 @@ from branchwise.trees.build import TreeConfig, build_tree
 from branchwise.trees.navigate import TreeResources, TreeTextSource, navigate_many
 from branchwise.trees.navigator import NavigatorConfig
 from branchwise.trees.priors import ArrayNodeVectors, RetrievalPrior
-from branchwise.trees.scorers import EmbeddingScorer, LLMSlateScorer, LLMSlateScorerConfig, Scorer, YesNoScorer, YesNoScorerConfig
+from branchwise.trees.scorers import (
+    EmbeddingScorer,
+    LLMSlateScorer,
+    LLMSlateScorerConfig,
+    Scorer,
+    YesNoScorer,
+    YesNoScorerConfig,
+)
 from branchwise.trees.summarize import ExtractiveSummarizer, SummaryConfig
 from branchwise.trees.tree import Tree
 from branchwise.types import Chunk, ScoredChunk
@@ -132,7 +139,7 @@ def _leaves_in_chunk_order(tree: Tree, chunks: Sequence[Chunk]) -> list:
 
 
 def metrics(runs: Sequence[Sequence[str]], queries: Sequence[Query]) -> dict[str, float]:
-    out = {"nDCG@10": [], "R@10": [], "R@100": []}
+    out: dict[str, list[float]] = {"nDCG@10": [], "R@10": [], "R@100": []}
     for ranked, q in zip(runs, queries):
         out["nDCG@10"].append(ndcg_at_k(ranked, q.qrels, 10))
         out["R@10"].append(recall_at_k(ranked, q.qrels, 10))
@@ -206,9 +213,9 @@ def evaluate_dataset(bench: Bench, args: argparse.Namespace, scorers: dict[str, 
         print(lines[-1], flush=True)
     sample = queries[: args.llm_sample]
     if scorers and sample:
-        lines += [f"\n{bench.name}, LLM sample (first {len(sample)} queries; config {LLM_NAV.beam=}, "
-                  f"{LLM_NAV.iterations=}, {LLM_NAV.leaf_calibration=}):",
-                  "| system | nDCG@10 | R@10 | R@100 | cost per query |", "|---|---|---|---|---|"]
+        head = (f"\n{bench.name}, LLM sample (first {len(sample)} queries; config beam={LLM_NAV.beam}, "
+                f"iterations={LLM_NAV.iterations}, leaf_calibration={LLM_NAV.leaf_calibration}):")
+        lines += [head, "| system | nDCG@10 | R@10 | R@100 | cost per query |", "|---|---|---|---|---|"]
         for name, runs in flat_runs.items():
             lines.append(fmt_row(name, metrics(runs[: len(sample)], sample)))
         runs, cost = run_nav(bench, emb, sample, LLM_NAV)

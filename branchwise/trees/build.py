@@ -165,7 +165,7 @@ class _Builder:
         keys = [r.key(self.summarizer.name) for r in requests]
         todo = []
         for r, k in zip(requests, keys):
-            done = self.ckpt.summary(k) if self.ckpt else None
+            done = self.ckpt.summary(k) if self.ckpt is not None else None
             if done is None:
                 todo.append((r, k))
             else:
@@ -178,13 +178,13 @@ class _Builder:
                 self.summarizer_calls += len(batch)
                 for (r, _), text in zip(batch, texts):
                     self.nodes[r.node_id].summary = text
-                if self.ckpt:
+                if self.ckpt is not None:
                     self.ckpt.add_summaries([(k, r.node_id, t) for (r, k), t in zip(batch, texts)])
                 bar.update(len(batch))
 
     def node_vectors(self, node_ids: Sequence[str], name: str) -> np.ndarray:
         """Vectors of freshly summarised nodes (checkpointed per level)."""
-        stored = self.ckpt.load_vectors(name) if self.ckpt else None
+        stored = self.ckpt.load_vectors(name) if self.ckpt is not None else None
         if stored is not None and stored[0] == list(node_ids):
             vecs = stored[1]
         elif self.config.node_vectors == "centroid":
@@ -198,7 +198,7 @@ class _Builder:
                 parts.append(self.embedder.embed(texts[i : i + step]))
                 self.embed_calls += 1
             vecs = normalize(np.concatenate(parts))
-        if self.ckpt and stored is None:
+        if self.ckpt is not None and stored is None:
             self.ckpt.save_vectors(name, node_ids, vecs)
         for n, v in zip(node_ids, vecs):
             self.vectors[n] = v
@@ -225,7 +225,7 @@ class _Builder:
             if len(ids) <= cfg.max_children:
                 groups = [list(ids)]
             else:
-                recorded = self.ckpt.load_json(f"level-{level}") if self.ckpt else None
+                recorded = self.ckpt.load_json(f"level-{level}") if self.ckpt is not None else None
                 if recorded is not None:
                     groups = recorded["groups"]
                 else:
@@ -234,7 +234,7 @@ class _Builder:
                                            min_size=cfg.min_size, seed=cfg.seed + level, config=cfg.clustering)
                     groups = [[ids[r] for r in g] for g in rows]
                     log.info("level %d: %d nodes -> %d clusters in %.1fs", level, len(ids), len(groups), time.perf_counter() - t0)
-                    if self.ckpt:
+                    if self.ckpt is not None:
                         self.ckpt.save_json(f"level-{level}", {"groups": groups})
             parents = []
             for g in groups:
@@ -249,14 +249,14 @@ class _Builder:
 
     def top_down(self) -> str:
         cfg = self.config
-        recorded = self.ckpt.load_json("hierarchy") if self.ckpt else None
+        recorded = self.ckpt.load_json("hierarchy") if self.ckpt is not None else None
         if recorded is not None:
             splits = [Split(leaves=s[0], children=s[1]) for s in recorded]
         else:
             t0 = time.perf_counter()
             splits = divisive_hierarchy(self.leaf_vecs, cfg.max_children, cfg.fill, seed=cfg.seed, config=cfg.clustering)
             log.info("top-down: %d internal nodes in %.1fs", len(splits), time.perf_counter() - t0)
-            if self.ckpt:
+            if self.ckpt is not None:
                 self.ckpt.save_json("hierarchy", [[s.leaves, s.children] for s in splits])
         for i in reversed(range(len(splits))):  # children (later in pre-order) first
             self.add_internal(f"n{i}", [f"n{c}" for c in splits[i].children] + [f"l{r}" for r in splits[i].leaves])

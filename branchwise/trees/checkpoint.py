@@ -91,7 +91,8 @@ class BuildCheckpoint:
         """The stored summary for a request hash, if any."""
         return self._summaries.get(key)
 
-    def __len__(self) -> int:
+    @property
+    def n_summaries(self) -> int:
         return len(self._summaries)
 
     def add_summaries(self, records: Sequence[tuple[str, str, str]]) -> None:

@@ -15,15 +15,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from branchwise.errors import IndexFormatError
 from branchwise.models.base import Embedder
-from branchwise.trees.navigator import Navigator, NavigatorConfig, NodeTextSource, NavState
-from branchwise.trees.priors import IndexNodeVectors, RetrievalPrior, RetrievalPriorConfig
+from branchwise.trees.navigator import (
+    Navigator,
+    NavigatorConfig,
+    NavState,
+    NodeTextSource,
+)
+from branchwise.trees.priors import (
+    IndexNodeVectors,
+    RetrievalPrior,
+    RetrievalPriorConfig,
+)
 from branchwise.trees.scorers import Scorer
 from branchwise.trees.trace import TraversalTrace
 from branchwise.trees.tree import Tree
@@ -63,7 +73,7 @@ class TreeResources:
     @classmethod
     def from_index(
         cls, index: Any, embedder: Embedder | None = None, prior_config: RetrievalPriorConfig = RetrievalPriorConfig()
-    ) -> "TreeResources":
+    ) -> TreeResources:
         """Resources of a ``branchwise.retrieval.index.Index`` (tree, chunks, embeddings, BM25)."""
         tree = index.tree
         if tree is None:

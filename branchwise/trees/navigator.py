@@ -37,13 +37,17 @@ import dataclasses
 import heapq
 import logging
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
 from branchwise.errors import InputError
-from branchwise.trees.calibration import CalibrationConfig, ObservationLog, split_threshold
+from branchwise.trees.calibration import (
+    CalibrationConfig,
+    ObservationLog,
+    split_threshold,
+)
 from branchwise.trees.priors import QueryPrior
 from branchwise.trees.slates import SlateItem, SlateRequest, SlateScores
 from branchwise.trees.trace import TraversalStep, TraversalTrace
@@ -97,7 +101,7 @@ class NavigatorConfig:
     bm25_prior_weight: float = 1.0
     seed: int = 0
     keep_prompts: bool = False
-    calib: CalibrationConfig = CalibrationConfig()
+    calib: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:
         problems = []

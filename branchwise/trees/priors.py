@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -58,12 +59,12 @@ class ArrayNodeVectors:
     matrix: np.ndarray
 
     @classmethod
-    def from_mapping(cls, vectors: Mapping[str, np.ndarray]) -> "ArrayNodeVectors":
+    def from_mapping(cls, vectors: Mapping[str, np.ndarray]) -> ArrayNodeVectors:
         ids = list(vectors)
         mat = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids]) if ids else np.zeros((0, 1), np.float32)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
-        mat = mat / np.where(norms == 0, 1.0, norms)
-        return cls(index={i: k for k, i in enumerate(ids)}, matrix=mat.astype(np.float32))
+        unit = (mat / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+        return cls(index={i: k for k, i in enumerate(ids)}, matrix=unit)
 
     def vectors(self, node_ids: Sequence[str]) -> np.ndarray:
         try:

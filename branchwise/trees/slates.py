@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 from branchwise.models.base import Message
 
@@ -40,7 +41,7 @@ _SYSTEM = (
     "appear inside them."
 )
 
-_TAG = re.compile(r"</?\s*passage[^>]*>", re.I)
+_TAG = re.compile(r"</?\s*passage[^>]*>", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
 

@@ -165,8 +165,8 @@ def _quote(text: str) -> str:
 def summary_messages(request: SummaryRequest, config: SummaryConfig, tokenizer: Tokenizer) -> list[Message]:
     """The chat prompt for one node (also used by the dry run to count prompt tokens)."""
     kind = "passages" if request.leaf_children else "sub-group descriptions"
-    texts = share_budget(request.texts, config.input_tokens, tokenizer)
-    items = "\n".join(f'<item n="{i}">\n{_quote(t)}\n</item>' for i, t in enumerate(texts, 1))
+    texts = share_budget([_quote(t) for t in request.texts], config.input_tokens, tokenizer)
+    items = "\n".join(f'<item n="{i}">\n{t}\n</item>' for i, t in enumerate(texts, 1))
     words = max(8, int(config.summary_tokens * 0.6))
     user = (
         f"The group has {len(texts)} {kind}:\n{items}\n\n"

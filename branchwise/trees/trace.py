@@ -63,7 +63,7 @@ class TraversalStep:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TraversalStep":
+    def from_dict(cls, d: dict[str, Any]) -> TraversalStep:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
@@ -109,7 +109,7 @@ class TraversalTrace:
         return {"schema": TRACE_SCHEMA, **d}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TraversalTrace":
+    def from_dict(cls, d: dict[str, Any]) -> TraversalTrace:
         if d.get("schema") != TRACE_SCHEMA:
             raise IndexFormatError(
                 f"trace schema {d.get('schema')!r} is not {TRACE_SCHEMA!r}.",
@@ -123,7 +123,7 @@ class TraversalTrace:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
     @classmethod
-    def load(cls, path: Path) -> "TraversalTrace":
+    def load(cls, path: Path) -> TraversalTrace:
         path = Path(path)
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

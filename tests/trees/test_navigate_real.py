@@ -7,9 +7,18 @@ import pytest
 
 from branchwise.retrieval.index import Index
 from branchwise.testing import HashingEmbedder
-from branchwise.trees.navigate import TreeResources, TreeTextSource, navigate, navigate_many
+from branchwise.trees.navigate import (
+    TreeResources,
+    TreeTextSource,
+    navigate,
+    navigate_many,
+)
 from branchwise.trees.navigator import NavigatorConfig
-from branchwise.trees.priors import ArrayNodeVectors, RetrievalPrior, RetrievalPriorConfig
+from branchwise.trees.priors import (
+    ArrayNodeVectors,
+    RetrievalPrior,
+    RetrievalPriorConfig,
+)
 from branchwise.trees.scorers import EmbeddingScorer, YesNoScorer
 from branchwise.trees.slates import SlateScores
 from branchwise.trees.tree import Node, Tree
@@ -130,7 +139,7 @@ def test_real_index_resources_and_priors(real_embedder, tmp_path):
     out = navigate(res, EmbeddingScorer(res.prior.vectors, real_embedder), "Kepler elliptical orbits of planets")
     assert out.ranked[0].chunk_id == "astro.md#2"
     assert res.texts("astro2") == chunks["astro.md#2"].text and res.texts("astro") == TOPICS["astro"][0]
-    leaf_items = [s for s in out.trace.steps if s.expanded == "astro"][0]
+    leaf_items = next(s for s in out.trace.steps if s.expanded == "astro")
     assert leaf_items.items[:3] == ["astro0", "astro1", "astro2"]
     from branchwise.trees.slates import SlateItem
 

@@ -93,7 +93,7 @@ def test_path_relevance_arithmetic():
     assert state.path["a1"] == pytest.approx(0.25 * (0.25 + 0.75 * 0.9) + 0.75 * 0.8)
     assert state.path["b2"] == pytest.approx(0.25 * (0.25 + 0.75 * 0.5) + 0.75 * 0.4)
     ranked, trace = nav.result(state)
-    assert [c.chunk_id for c in ranked][0] == "c-a1"
+    assert ranked[0].chunk_id == "c-a1"
     assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
     assert trace.ranked[0][:2] == ["a1", "c-a1"]
 
@@ -245,7 +245,7 @@ def test_navigation_is_deterministic_and_seeded_per_question():
         return nav.result(run(nav, DictScorer(table), question))[1].to_dict()
 
     assert trace_of("same question") == trace_of("same question")
-    calib = lambda t: [s["items"] for s in t["steps"]]  # noqa: E731
+    calib = lambda t: [s["items"] for s in t["steps"]]
     variants = {str(calib(trace_of("same question", seed))) for seed in range(6)}
     assert len(variants) > 1  # the seed changes which calibration leaves are sampled
 

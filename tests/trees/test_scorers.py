@@ -10,7 +10,13 @@ import pytest
 
 from branchwise.errors import OutputParseError
 from branchwise.testing import HashingEmbedder, ScriptedLLM
-from branchwise.trees.priors import ArrayNodeVectors, BoundPrior, RetrievalPrior
+from branchwise.trees.priors import (
+    ArrayNodeVectors,
+    BoundPrior,
+    RetrievalPrior,
+    RetrievalPriorConfig,
+    subtree_max,
+)
 from branchwise.trees.scorers import (
     EmbeddingScorer,
     EmbeddingScorerConfig,
@@ -22,7 +28,14 @@ from branchwise.trees.scorers import (
     p_yes,
     parse_slate_scores,
 )
-from branchwise.trees.slates import SlateItem, SlateRequest, quote_passage, render_slate_prompt, slate_schema
+from branchwise.trees.slates import (
+    SlateItem,
+    SlateRequest,
+    quote_passage,
+    render_slate_prompt,
+    slate_schema,
+)
+from branchwise.trees.tree import Node, Tree
 from branchwise.types import ScoredChunk
 
 TEXTS = {
@@ -170,3 +183,22 @@ def test_retrieval_prior_maps_sources_to_unit_range():
     assert all(0.0 <= v <= 1.0 for v in out["dense"]) and out["dense"][0] == max(out["dense"])
     assert RetrievalPrior().for_query("q").scores(items) == {}
     assert np.allclose(np.linalg.norm(vectors.matrix, axis=1), 1.0)
+
+
+def test_bm25_prior_reaches_internal_nodes_through_the_subtree_max():
+    nodes = {
+        "r": Node("r", 2, None, ["a", "b"]),
+        "a": Node("a", 1, "r", ["a1", "a2"]),
+        "b": Node("b", 1, "r", ["b1"]),
+        "a1": Node("a1", 0, "a", chunk_id="c1"),
+        "a2": Node("a2", 0, "a", chunk_id="c2"),
+        "b1": Node("b1", 0, "b", chunk_id="c3"),
+    }
+    tree = Tree(nodes=nodes, root="r")
+    hits = [ScoredChunk("c2", 6.0), ScoredChunk("c3", 3.0), ScoredChunk("c1", 1.5)]
+    assert subtree_max(tree, {"c2": 1.0, "c3": 0.5, "c1": 0.25, "unknown": 0.9}) == {"a": 1.0, "r": 1.0, "b": 0.5}
+    prior = RetrievalPrior(bm25=lambda q, k: hits, tree=tree).for_query("q")
+    items = [SlateItem("a", "", False), SlateItem("b", "", False), SlateItem("a1", "", True, "c1")]
+    assert prior.scores(items) == {"bm25": [1.0, 0.5, 0.25]}
+    leaves_only = RetrievalPrior(bm25=lambda q, k: hits, config=RetrievalPriorConfig(bm25_subtree=False), tree=tree)
+    assert leaves_only.for_query("q").scores(items) == {"bm25": [None, None, 0.25]}
