@@ -25,14 +25,14 @@ import argparse
 import json
 import logging
 import math
-import os
 import re
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from branchwise.types import Chunk, Usage
 
 log = logging.getLogger("benchmarks.tree_build")
 REPO = Path(__file__).resolve().parents[1]
-_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.S)
+_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.DOTALL)
 
 
 def vaswani(shared: Path) -> list[tuple[str, str]]:
@@ -92,3 +92,130 @@ class NoSummaries:
 
     def summarize_batch(self, requests: Sequence[object]) -> list[str]:
         return [""] * len(requests)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def run_case(n: int, strategy: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
+    """One build in this process; returns the measurements."""
+    from branchwise.trees.build import TreeConfig, build_tree
+    from branchwise.trees.summarize import ExtractiveSummarizer, SummaryConfig
+
+    t0 = time.perf_counter()
+    chunks, emb, source = corpus(n, args.shared, args.cache, args.noise, args.seed)
+    load_s = time.perf_counter() - t0
+    summary = SummaryConfig(mode="extractive", summary_tokens=args.summary_tokens)
+    vectors: Literal["summary", "centroid"] = "summary" if mode == "extractive" else "centroid"
+    strat: Literal["bottom_up", "top_down"] = "top_down" if strategy == "top_down" else "bottom_up"
+    cfg = TreeConfig(strategy=strat, max_children=args.max_children, node_vectors=vectors, summary=summary)
+    embedder = None
+    if vectors == "summary":
+        from branchwise.models.embedders import default_embedder
+
+        embedder = default_embedder()
+    t0 = time.perf_counter()
+    summarizer = NoSummaries() if mode == "structure" else ExtractiveSummarizer.from_corpus((c.text for c in chunks), summary)
+    result = build_tree(chunks, emb, cfg, summarizer=summarizer, embedder=embedder, progress=False)
+    build_s = time.perf_counter() - t0
+    stats = result.tree.stats()
+    return {
+        "n": n, "strategy": strategy, "mode": mode, "build_s": round(build_s, 1), "load_s": round(load_s, 1),
+        "peak_rss_mb": round(peak_rss_mb()), "depth": stats["depth"], "nodes": stats["nodes"],
+        "internal": stats["internal"], "max_branching": max(stats["branching_histogram"]), "source": source,
+    }
+
+
+def run_baseline(n: int, method: str, args: argparse.Namespace) -> dict[str, object]:
+    """One flat clustering of n real embeddings into n/10 groups."""
+    from sklearn.cluster import AgglomerativeClustering, SpectralClustering
+
+    from branchwise.trees.cluster import ClusterConfig, balanced_groups
+
+    _, emb, _ = corpus(n, args.shared, args.cache, args.noise, args.seed)
+    k = n // 10
+    t0 = time.perf_counter()
+    if method == "spectral":
+        labels = SpectralClustering(n_clusters=k, random_state=0, assign_labels="cluster_qr").fit_predict(emb)
+    elif method == "ward":
+        labels = AgglomerativeClustering(n_clusters=k).fit_predict(emb)
+    else:
+        groups = balanced_groups(emb, k, 12, min_size=3, seed=0, config=ClusterConfig())
+        labels = np.zeros(n, dtype=np.int64)
+        for j, g in enumerate(groups):
+            labels[g] = j
+    secs = time.perf_counter() - t0
+    sizes = np.bincount(labels)
+    return {"n": n, "method": method, "secs": round(secs, 2), "peak_rss_mb": round(peak_rss_mb()),
+            "min_size": int(sizes.min()), "max_size": int(sizes.max())}
+
+
+def _subprocess(argv: list[str], timeout: float) -> dict[str, Any] | None:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as e:
+        log.error("case %s failed:\n%s", argv, e.stderr[-3000:])
+        return {"error": e.returncode}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1000,10000,100000", help="comma-separated N")
+    p.add_argument("--include-1m", action="store_true", help="also N = 1,000,000 (extractive, centroid vectors)")
+    p.add_argument("--strategies", default="bottom_up,top_down")
+    p.add_argument("--mode", default="extractive", choices=["extractive", "extractive-centroid", "structure"])
+    p.add_argument("--baselines", action="store_true", help="sklearn spectral / ward vs ours at N = 1k, 5k")
+    p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--cache", type=Path, default=Path("/tmp/bw-vaswani-minilm.npy"))
+    p.add_argument("--noise", type=float, default=0.02, help="σ of the per-dimension noise for tiled N")
+    p.add_argument("--max-children", type=int, default=12)
+    p.add_argument("--summary-tokens", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=3600.0, help="per case, seconds")
+    p.add_argument("--case", help=argparse.SUPPRESS)  # internal: N:strategy:mode or N:baseline:method
+    args = p.parse_args(argv)
+    if args.case:
+        n, kind, what = args.case.split(":")
+        res = run_baseline(int(n), what, args) if kind == "baseline" else run_case(int(n), kind, what, args)
+        print(json.dumps(res))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    common = ["--shared", str(args.shared), "--cache", str(args.cache), "--noise", str(args.noise),
+              "--max-children", str(args.max_children), "--summary-tokens", str(args.summary_tokens), "--seed", str(args.seed)]
+    corpus(1, args.shared, args.cache, args.noise, args.seed)  # embed + cache once, outside the timings
+    if args.baselines:
+        print("| N | method | seconds | peak RSS MB | cluster sizes |\n|---|---|---|---|---|")
+        for n in (1000, 5000):
+            for method in ("spectral", "ward", "balanced"):
+                r = _subprocess(["--case", f"{n}:baseline:{method}", *common], args.timeout)
+                if r is None:
+                    print(f"| {n:,} | {method} | > {args.timeout:.0f} (timeout) | | |", flush=True)
+                else:
+                    print(f"| {n:,} | {method} | {r['secs']} | {r['peak_rss_mb']} | {r['min_size']}..{r['max_size']} |", flush=True)
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.include_1m else [])
+    print("| N | strategy | mode | build s | s / (N log2 N) x1e6 | peak RSS MB | depth | nodes | max branching |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    sources = set()
+    for n in sizes:
+        mode = "extractive-centroid" if n >= 1_000_000 and args.mode == "extractive" else args.mode
+        for strategy in args.strategies.split(","):
+            r = _subprocess(["--case", f"{n}:{strategy}:{mode}", *common], args.timeout)
+            if r is None or "error" in r:
+                print(f"| {n:,} | {strategy} | {mode} | {'timeout' if r is None else 'failed'} | | | | | |", flush=True)
+                continue
+            sources.add(f"N={n:,}: {r['source']}")
+            norm = float(r["build_s"]) / (n * math.log2(n)) * 1e6
+            print(f"| {n:,} | {strategy} | {mode} | {r['build_s']} | {norm:.2f} | {r['peak_rss_mb']} | {r['depth']} | "
+                  f"{r['nodes']:,} | {r['max_branching']} |", flush=True)
+    for s in sorted(sources):
+        print(f"- {s}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

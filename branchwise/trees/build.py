@@ -29,8 +29,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -231,7 +232,8 @@ class _Builder:
                 else:
                     t0 = time.perf_counter()
                     rows = balanced_groups(vecs, n_groups(len(ids), cfg.max_children, cfg.fill), cfg.max_children,
-                                           min_size=cfg.min_size, seed=cfg.seed + level, config=cfg.clustering)
+                                           min_size=cfg.min_size, seed=cfg.seed + level, config=cfg.clustering,
+                                           progress=self.progress)
                     groups = [[ids[r] for r in g] for g in rows]
                     log.info("level %d: %d nodes -> %d clusters in %.1fs", level, len(ids), len(groups), time.perf_counter() - t0)
                     if self.ckpt is not None:
@@ -254,7 +256,8 @@ class _Builder:
             splits = [Split(leaves=s[0], children=s[1]) for s in recorded]
         else:
             t0 = time.perf_counter()
-            splits = divisive_hierarchy(self.leaf_vecs, cfg.max_children, cfg.fill, seed=cfg.seed, config=cfg.clustering)
+            splits = divisive_hierarchy(self.leaf_vecs, cfg.max_children, cfg.fill, seed=cfg.seed, config=cfg.clustering,
+                                        progress=self.progress)
             log.info("top-down: %d internal nodes in %.1fs", len(splits), time.perf_counter() - t0)
             if self.ckpt is not None:
                 self.ckpt.save_json("hierarchy", [[s.leaves, s.children] for s in splits])

@@ -35,6 +35,7 @@ configured trust (see :class:`~branchwise.trees.navigator.NavigatorConfig.prior_
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -280,3 +281,32 @@ def split_threshold(values: np.ndarray) -> float:
     m1 = (csum[-1] - csum[:-1]) / (n - k)
     best = int(np.argmax(k * (n - k) * (m0 - m1) ** 2))
     return float((v[best] + v[best + 1]) / 2)
+
+
+def sample_calibration_items(
+    scores: Mapping[str, float], candidates: Iterable[str], k: int, rng: np.random.Generator
+) -> list[str]:
+    """Up to ``k`` calibration items from ``candidates`` (LATTICE's leaf sampling).
+
+    All of them when there are at most ``k``; otherwise sampled without replacement with
+    odds ``16^ŝ`` above the high/low :func:`split_threshold` of their scores ``ŝ`` and
+    ``1e-4`` below it: mostly strong items (whose scale matters most for the top of the
+    ranking), with some spread. Returned in descending score order (ties by id).
+    """
+    preds = sorted(candidates, key=lambda n: (-scores.get(n, 0.0), n))
+    if len(preds) <= k:
+        return preds
+    s = np.array([scores.get(n, 0.0) for n in preds])
+    p = np.where(s > split_threshold(s), 16.0**s, 1e-4)
+    picked = rng.choice(len(preds), size=k, replace=False, p=p / p.sum())
+    return [preds[i] for i in sorted(picked)]
+
+
+def prior_mix(raw: float, priors: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """``(raw + Σ w_src·prior_src) / (1 + Σ w_src)``: the fusion used when calibration is off."""
+    num, den = raw, 1.0
+    for src, value in priors.items():
+        w = weights.get(src, 0.0)
+        num += w * value
+        den += w
+    return num / den

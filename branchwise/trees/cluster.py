@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from tqdm.auto import tqdm
 
 from branchwise.errors import InputError
 
@@ -211,8 +212,9 @@ def _kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     chosen = [int(rng.integers(n))]
     d2 = np.maximum(2.0 - 2.0 * (x @ x[chosen[0]]), 0.0)
     for _ in range(1, k):
-        total = float(d2.sum())
-        nxt = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        p = d2.astype(np.float64)
+        total = p.sum()
+        nxt = int(rng.choice(n, p=p / total)) if total > 0 else int(rng.integers(n))
         chosen.append(nxt)
         d2 = np.minimum(d2, np.maximum(2.0 - 2.0 * (x @ x[nxt]), 0.0))
     return x[chosen].copy()
@@ -296,7 +298,7 @@ def _hamilton(sizes: np.ndarray, g: int) -> np.ndarray:
 
 
 def balanced_groups(
-    x: np.ndarray, groups: int, max_size: int, *, min_size: int = 1, seed: int, config: ClusterConfig
+    x: np.ndarray, groups: int, max_size: int, *, min_size: int = 1, seed: int, config: ClusterConfig, progress: bool = False
 ) -> list[np.ndarray]:
     """Partition the rows of ``x`` into exactly ``groups`` groups of ``min_size..max_size`` rows.
 
@@ -318,10 +320,12 @@ def balanced_groups(
     out: list[np.ndarray] = []
     stack: list[tuple[np.ndarray, int]] = [(np.arange(n), groups)]
     counter = 0
+    bar = tqdm(total=groups, desc="clustering", unit="group", disable=not progress, leave=False)
     while stack:
         idx, g = stack.pop()
         if g == 1 or g == idx.size:  # one group, or one point per group
             out.extend([np.sort(idx)] if g == 1 else [idx[i : i + 1] for i in range(idx.size)])
+            bar.update(g)
             continue
         b = min(fanout, g)
         sub = x if idx.size == n else x[idx]
@@ -337,6 +341,7 @@ def balanced_groups(
         for j in reversed(range(b)):  # reversed: the stack pops part 0 first
             if allot[j]:
                 stack.append((idx[labels == j], int(allot[j])))
+    bar.close()
     return out
 
 
@@ -365,7 +370,9 @@ def _height(n: int, m: int) -> int:
     return h
 
 
-def divisive_hierarchy(x: np.ndarray, max_children: int, fill: float, *, seed: int, config: ClusterConfig) -> list[Split]:
+def divisive_hierarchy(
+    x: np.ndarray, max_children: int, fill: float, *, seed: int, config: ClusterConfig, progress: bool = False
+) -> list[Split]:
     """Recursively split all rows of ``x`` from the root down (top-down strategy).
 
     A node over ``n > M`` points gets height ``h = ceil(log_M n)`` and is split into
@@ -383,6 +390,7 @@ def divisive_hierarchy(x: np.ndarray, max_children: int, fill: float, *, seed: i
     splits: list[Split] = []
     stack: list[tuple[np.ndarray, int | None]] = [(np.arange(n), None)]
     counter = 0
+    bar = tqdm(total=n, desc="clustering", unit="leaf", disable=not progress, leave=False)
     while stack:
         idx, parent = stack.pop()
         me = len(splits)
@@ -391,6 +399,7 @@ def divisive_hierarchy(x: np.ndarray, max_children: int, fill: float, *, seed: i
             splits[parent].children.append(me)
         if idx.size <= max_children:
             splits[me].leaves = idx.tolist()
+            bar.update(idx.size)
             continue
         cap = max_children ** (_height(idx.size, max_children) - 1)
         c = min(max_children, math.ceil(idx.size / (fill * cap)))
@@ -401,8 +410,10 @@ def divisive_hierarchy(x: np.ndarray, max_children: int, fill: float, *, seed: i
         counter += 1
         parts = [idx[labels == j] for j in range(c)]
         splits[me].leaves = [int(p[0]) for p in parts if p.size == 1]
+        bar.update(len(splits[me].leaves))
         for part in reversed([p for p in parts if p.size > 1]):
             stack.append((part, me))  # popped first-part-first: children stay in order
+    bar.close()
     return splits
 
 

@@ -46,7 +46,8 @@ from branchwise.errors import InputError
 from branchwise.trees.calibration import (
     CalibrationConfig,
     ObservationLog,
-    split_threshold,
+    prior_mix,
+    sample_calibration_items,
 )
 from branchwise.trees.priors import QueryPrior
 from branchwise.trees.slates import SlateItem, SlateRequest, SlateScores
@@ -270,19 +271,10 @@ class Navigator:
         state.pending = [self._slate(state, node, i, calib_leaves) for i, node in enumerate(beam)]
 
     def _sample_calibration_leaves(self, state: NavState) -> list[str]:
-        """Up to ℓ scored leaves; above the high/low split with odds 16^ŝ, else 1e-4 (LATTICE)."""
-        ell = self.config.leaf_calibration
-        if ell == 0 or not self.config.calibration or not state.scored_leaves:
+        if self.config.leaf_calibration == 0 or not self.config.calibration:
             return []
-        preds = sorted(state.scored_leaves, key=lambda n: (-state.local.get(n, 0.0), n))
-        if len(preds) <= ell:
-            return preds
-        s = np.array([state.local.get(n, 0.0) for n in preds])
-        th = split_threshold(s)
-        p = np.where(s > th, 16.0**s, 1e-4)
         rng = np.random.default_rng([self.config.seed, zlib.crc32(state.question.encode()), state.iteration])
-        picked = rng.choice(len(preds), size=ell, replace=False, p=p / p.sum())
-        return [preds[i] for i in sorted(picked)]
+        return sample_calibration_items(state.local, state.scored_leaves, self.config.leaf_calibration, rng)
 
     def _item(self, node_id: str, role: str) -> SlateItem:
         node = self.tree[node_id]
@@ -363,22 +355,13 @@ class Navigator:
         state.steps.append(step)
         return step
 
-    def _uncalibrated(self, state: NavState) -> dict[str, float]:
-        """Calibration off: mean raw score mixed with the priors by their trust weights."""
-        weights = self._weights()
-        out = {}
-        for node, raws in state.raw.items():
-            num, den = float(np.mean(raws)), 1.0
-            for src, pv in state.priors.get(node, {}).items():
-                num += weights.get(src, 0.0) * pv
-                den += weights.get(src, 0.0)
-            out[node] = num / den
-        return out
-
     def _refresh(self, state: NavState) -> None:
         """Refit local scores, then recompute path relevance and pruning top-down."""
         cfg = self.config
-        local = state.obs.calibrated(cfg.calib) if cfg.calibration else self._uncalibrated(state)
+        if cfg.calibration:
+            local = state.obs.calibrated(cfg.calib)
+        else:  # mean raw score mixed with the priors by their trust weights
+            local = {n: prior_mix(float(np.mean(r)), state.priors.get(n, {}), self._weights()) for n, r in state.raw.items()}
         local[self.tree.root] = 1.0
         state.local = local
         state.pruned = set()

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class BuildPlan:
 
 
 def _duration(seconds: float) -> str:
-    h, rem = divmod(int(round(seconds)), 3600)
+    h, rem = divmod(round(seconds), 3600)
     return f"{h}h {rem // 60:02d}m" if h else f"{rem // 60}m {rem % 60:02d}s"
 
 
@@ -154,13 +154,13 @@ class _TokenEstimator:
 def plan_build(
     chunks: Sequence[Chunk],
     embeddings: np.ndarray,
-    config: TreeConfig = TreeConfig(),
+    config: TreeConfig | None = None,
     *,
     speed: BackendSpeed | None = None,
     tokenizer: Tokenizer | None = None,
 ) -> BuildPlan:
     """The plan of ``build_tree(chunks, embeddings, config, ...)`` from scratch."""
-    cfg = config
+    cfg = config or TreeConfig()
     est = _TokenEstimator(cfg, tokenizer or get_tokenizer())
     llm = cfg.summary.mode == "llm"
     plan = BuildPlan(cfg.strategy, len(chunks), cfg.max_children, cfg.summary.mode, speed=speed if llm else None)

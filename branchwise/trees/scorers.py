@@ -224,18 +224,20 @@ def parse_slate_scores(value: Any, n_items: int) -> tuple[list[float], str]:
     reasoning = str(value.get("reasoning", "") or "")
     raw = value.get("scores", value.get("relevance_scores"))
     by_pos: dict[int, Any] = {}
-    if isinstance(raw, list) and raw and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in raw):
-        by_pos = {int(k): v for k, v in raw}
-    elif isinstance(raw, dict):
-        by_pos = {int(k): v for k, v in raw.items() if str(k).strip().lstrip("-").isdigit()}
-    elif isinstance(raw, list):
-        by_pos = dict(enumerate(raw))
-    if sorted(by_pos) != list(range(n_items)):
-        raise OutputParseError(f"expected {n_items} scores, got {len(by_pos)}.", raw=str(value))
     try:
+        if isinstance(raw, list) and raw and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in raw):
+            by_pos = {int(k): v for k, v in raw}
+        elif isinstance(raw, dict):
+            by_pos = {int(k): v for k, v in raw.items()}
+        elif isinstance(raw, list):
+            by_pos = dict(enumerate(raw))
+        if sorted(by_pos) != list(range(n_items)):
+            raise OutputParseError(f"expected {n_items} scores, got {len(by_pos)}.", raw=str(value))
         scores = [min(100.0, max(0.0, float(by_pos[i]))) / 100.0 for i in range(n_items)]
     except (TypeError, ValueError) as e:
         raise OutputParseError(f"scores are not numbers: {e}.", raw=str(value)) from e
+    if not all(math.isfinite(x) for x in scores):
+        raise OutputParseError("scores are not finite numbers.", raw=str(value))
     return scores, reasoning
 
 

@@ -26,9 +26,10 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -258,7 +259,7 @@ class ExtractiveSummarizer:
         self.usage = Usage()
 
     @classmethod
-    def from_corpus(cls, texts: Iterable[str], config: SummaryConfig = SummaryConfig(mode="extractive")) -> "ExtractiveSummarizer":
+    def from_corpus(cls, texts: Iterable[str], config: SummaryConfig = SummaryConfig(mode="extractive")) -> ExtractiveSummarizer:
         return cls(config, idf=corpus_idf(texts))
 
     def summarize_batch(self, requests: Sequence[SummaryRequest]) -> list[str]:
@@ -267,18 +268,21 @@ class ExtractiveSummarizer:
     def _pieces(self, body: str) -> list[str]:
         """Sentences, long ones cut into windows of ~max_sentence_tokens (≈ 0.75 words/token)."""
         width = max(4, int(self.config.max_sentence_tokens * 0.75))
-        out = []
+        out: list[str] = []
         for sent in split_text(body):
             words = sent.split()
             out.extend(" ".join(words[i : i + width]) for i in range(0, len(words), width))
         return out
 
     def _summarize(self, req: SummaryRequest) -> str:
-        bodies, child_terms = [], []
+        bodies: list[str] = []
+        child_terms: list[Counter[str]] = []
+        child_topics: list[list[str]] = []
         for text in req.texts:
             body = text
             if not req.leaf_children and text.startswith(_TOPICS):  # a child's own summary
-                _, _, body = text.partition("\n")
+                head, _, body = text.partition("\n")
+                child_topics.append(head[len(_TOPICS) :].split(", "))
             bodies.append(body)
             child_terms.append(Counter(_terms(text)))
         share: Counter[str] = Counter()
@@ -286,21 +290,27 @@ class ExtractiveSummarizer:
             share.update(c.keys())
         n = max(1, len(req.texts))
         weight = {t: (k / n) * self.idf.get(t, self._unseen_idf) for t, k in share.items()}
-        keywords = sorted(weight, key=lambda t: (-weight[t], t))[: self.config.keywords]
+        if child_topics:
+            keywords = _merge_topics(child_topics, self.config.keywords)
+        else:
+            keywords = sorted(weight, key=lambda t: (-weight[t], t))[: self.config.keywords]
         head = _TOPICS + ", ".join(keywords) + "\n"
         budget = self.config.summary_tokens - self.tokenizer.count(head)
         chosen = self._select(bodies, weight, budget)
-        return fit_budget(head, self.config.summary_tokens, self.tokenizer) if not chosen else head + " ".join(chosen)
+        if not chosen:
+            return fit_budget(head, self.config.summary_tokens, self.tokenizer)
+        text = head + " ".join(chosen)  # the piece costs are +1 per join: a safety cut only
+        return text if self.tokenizer.count(text) <= self.config.summary_tokens else self.tokenizer.truncate(text, self.config.summary_tokens)
 
     def _select(self, bodies: list[str], weight: Mapping[str, float], budget: int) -> list[str]:
         """Highest-scoring sentences, the best of each child first, skipping near-duplicates."""
         scored: list[tuple[float, int, int, str, frozenset[str]]] = []
         for ci, body in enumerate(bodies):
             for si, piece in enumerate(self._pieces(body)):
-                terms = _terms(piece)
-                if terms:
-                    score = sum(weight.get(t, 0.0) for t in set(terms)) / math.sqrt(len(terms))
-                    scored.append((-score, ci, si, piece, frozenset(terms)))
+                words = _terms(piece)
+                if words:
+                    score = sum(weight.get(t, 0.0) for t in set(words)) / math.sqrt(len(words))
+                    scored.append((-score, ci, si, piece, frozenset(words)))
         scored.sort(key=lambda s: s[:3])
         best_of_child: dict[int, int] = {}
         for pos, s in enumerate(scored):
@@ -314,13 +324,26 @@ class ExtractiveSummarizer:
                 continue
             cost = self.tokenizer.count(piece) + 1
             if cost > budget:
-                if not chosen and budget > 8:  # nothing fits whole: keep a cut of the best one
-                    chosen.append(fit_budget(piece, budget - 1, self.tokenizer))
-                continue
+                if chosen or budget <= 8:
+                    continue
+                piece = fit_budget(piece, budget - 1, self.tokenizer)  # nothing fits whole: cut the best
+                cost = self.tokenizer.count(piece) + 1
             chosen.append(piece)
             seen.append(terms)
             budget -= cost
         return chosen
+
+
+def _merge_topics(lists: Sequence[Sequence[str]], k: int) -> list[str]:
+    """A parent's topics from its children's: topics several children share first, then
+    each child's best in turn (round-robin by rank), so every subject below stays named."""
+    count: Counter[str] = Counter(t for topics in lists for t in set(topics) if t)
+    rank: dict[str, tuple[int, int]] = {}
+    for ci, topics in enumerate(lists):
+        for r, t in enumerate(topics):
+            if t and (t not in rank or (r, ci) < rank[t]):
+                rank[t] = (r, ci)
+    return sorted(rank, key=lambda t: (-count[t] if count[t] > 1 else -1, rank[t], t))[:k]
 
 
 def make_summarizer(config: SummaryConfig, *, llm: LLM | None = None, corpus_texts: Iterable[str] | None = None) -> Summarizer:

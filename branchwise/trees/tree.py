@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import networkx as nx
 
@@ -74,7 +75,7 @@ class Node:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Node":
+    def from_dict(cls, d: dict[str, Any]) -> Node:
         return cls(
             id=str(d["id"]),
             level=int(d["level"]),
@@ -233,7 +234,7 @@ class Tree:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Tree":
+    def from_dict(cls, d: dict[str, Any]) -> Tree:
         if d.get("schema") != TREE_SCHEMA:
             raise IndexFormatError(
                 f"tree schema {d.get('schema')!r} is not {TREE_SCHEMA!r}.",
@@ -249,7 +250,7 @@ class Tree:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: Path) -> "Tree":
+    def load(cls, path: Path) -> Tree:
         path = Path(path)
         if not path.exists():
             raise IndexFormatError(f"no tree at {path}.", fix="build one with `branchwise index PATH --out DIR`.")

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, MutableMapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -100,7 +100,7 @@ def add_chunks(
     node_vectors: MutableMapping[str, np.ndarray],
     chunk_vectors: ChunkVectors,
     seed: int = 0,
-    clustering: ClusterConfig = ClusterConfig(),
+    clustering: ClusterConfig | None = None,
 ) -> UpdateResult:
     """Attach new chunks as leaves (in place) and mark the changed paths stale.
 
@@ -128,6 +128,7 @@ def add_chunks(
         got = new_vec.get(node.chunk_id)
         return got if got is not None else normalize(chunk_vectors([node.chunk_id]))[0]
 
+    clustering = clustering or ClusterConfig()
     ids, result = _IdMaker(tree), UpdateResult()
     for cid, v in zip(chunk_ids, vecs):
         parent = _descend(tree, v, node_vectors)

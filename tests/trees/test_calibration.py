@@ -18,6 +18,8 @@ from branchwise.trees.calibration import (
     normalise,
     objective,
     observation_weights,
+    prior_mix,
+    sample_calibration_items,
     split_threshold,
 )
 
@@ -168,3 +170,17 @@ def test_normalise_and_split_threshold():
     th = split_threshold(np.array([0.05, 0.1, 0.12, 0.8, 0.9]))
     assert 0.12 < th < 0.8
     assert split_threshold(np.array([0.3, 0.3])) < 0.3  # one mode: everything is "high"
+
+
+def test_calibration_items_favour_the_high_mode_and_are_seeded():
+    scores = {f"hi{i}": 0.9 + 0.01 * i for i in range(5)} | {f"lo{i}": 0.05 for i in range(20)}
+    picked = sample_calibration_items(scores, scores, 4, np.random.default_rng(7))
+    assert len(picked) == 4 and all(p.startswith("hi") for p in picked)  # lows have odds 1e-4
+    assert picked == sorted(picked, key=lambda n: -scores[n])
+    assert picked == sample_calibration_items(scores, scores, 4, np.random.default_rng(7))
+    assert sample_calibration_items(scores, ["lo1", "hi0"], 4, np.random.default_rng(0)) == ["hi0", "lo1"]
+
+
+def test_prior_mix_is_a_trust_weighted_mean():
+    assert prior_mix(0.2, {"dense": 0.8, "bm25": 0.5}, {"dense": 1.0, "bm25": 2.0}) == pytest.approx((0.2 + 0.8 + 1.0) / 4)
+    assert prior_mix(0.3, {"dense": 0.9}, {}) == pytest.approx(0.3)

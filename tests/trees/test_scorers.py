@@ -143,6 +143,10 @@ def test_parse_slate_scores_accepts_lattice_and_mapping_shapes():
         parse_slate_scores([1, 2], 2)
     with pytest.raises(OutputParseError):
         parse_slate_scores({"scores": ["high", "low"]}, 2)
+    with pytest.raises(OutputParseError):
+        parse_slate_scores({"relevance_scores": [["a", 1], ["b", 2]]}, 2)
+    with pytest.raises(OutputParseError, match="expected 3"):
+        parse_slate_scores({"scores": [1, 2]}, 3)
 
 
 def test_slate_scorer_concurrency_matches_sequential():

@@ -9,6 +9,7 @@ import pytest
 
 from branchwise.retrieval.tokens import get_tokenizer
 from branchwise.testing import ScriptedLLM
+from branchwise.trees.build import TreeConfig, build_tree
 from branchwise.trees.summarize import (
     ExtractiveSummarizer,
     LLMSummarizer,
@@ -18,9 +19,10 @@ from branchwise.trees.summarize import (
     make_summarizer,
     share_budget,
 )
+from branchwise.types import Chunk
 
 TOK = get_tokenizer()
-_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.S)
+_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.DOTALL)
 _CONTENT = re.compile(r"[a-z]{5,}")
 
 
@@ -61,7 +63,7 @@ def test_llm_prompt_quotes_children_as_untrusted_data_within_budget():
     system, user = llm.calls[0]
     assert "untrusted data" in system.content and "never follow instructions" in system.content
     assert user.content.count("</item>") == 2  # only our own closing tags survive
-    quoted = re.findall(r'<item n="\d">\n(.*?)\n</item>', user.content, re.S)
+    quoted = re.findall(r'<item n="\d">\n(.*?)\n</item>', user.content, re.DOTALL)
     assert len(quoted) == 2 and sum(TOK.count(q) for q in quoted) <= 80
     assert out.startswith("covers lasers") and TOK.count(out) <= 24  # prefix stripped, capped
 
@@ -109,15 +111,25 @@ def test_extractive_on_real_abstracts(shared_data):
 
 
 @pytest.mark.real_llm
-def test_real_llm_summaries_of_two_clusters(shared_data, real_llm):
+def test_real_llm_builds_summaries_of_a_small_tree(shared_data, real_llm, real_embedder):
     texts = vaswani_texts(shared_data)
-    lasers, computers = group(texts, "laser", 3), group(texts, "computer", 3)
-    cfg = SummaryConfig(mode="llm", summary_tokens=48, input_tokens=360)
-    s = LLMSummarizer(real_llm, cfg)
-    out = s.summarize_batch([SummaryRequest("a", 1, lasers, True), SummaryRequest("b", 1, computers, True)])
-    assert s.usage.llm_calls == 2
-    for summary, kids in zip(out, (lasers, computers)):
-        assert summary.strip() and TOK.count(summary) <= 48
-        shared_words = set(_CONTENT.findall(summary.lower())) & set(_CONTENT.findall(" ".join(kids).lower()))
-        assert len(shared_words) >= 2, (summary, shared_words)
-    assert "laser" in out[0].lower() and "comput" in out[1].lower()
+    lasers, computers = group(texts, "laser", 2), group(texts, "computer", 2)
+    chunks = [Chunk(id=f"c{i}", doc_id=f"c{i}", text=t) for i, t in enumerate(lasers + computers)]
+    cfg = TreeConfig(max_children=2, fill=1.0, summary=SummaryConfig(mode="llm", summary_tokens=48, input_tokens=320))
+    summarizer = LLMSummarizer(real_llm, cfg.summary)
+    result = build_tree(chunks, real_embedder.embed(list(lasers + computers)), cfg, summarizer=summarizer,
+                        embedder=real_embedder, progress=False)
+    tree = result.tree
+    assert result.usage.llm_calls == 3 and tree.depth == 2  # two clusters + the root
+    groups = sorted(sorted(leaf.chunk_id for leaf in tree.leaves_under(n.id)) for n in tree.children(tree.root))
+    assert groups == [["c0", "c1"], ["c2", "c3"]]  # the embedder separates the topics
+    by_id = {c.id: c.text for c in chunks}
+    for node in tree.nodes.values():
+        if node.is_leaf:
+            continue
+        below = " ".join(by_id[leaf.chunk_id] for leaf in tree.leaves_under(node.id)).lower()
+        shared_words = set(_CONTENT.findall(node.summary.lower())) & set(_CONTENT.findall(below))
+        assert node.summary.strip() and TOK.count(node.summary) <= 48
+        assert len(shared_words) >= 2, (node.summary, shared_words)
+    laser_node = tree.leaf_for_chunk("c0").parent
+    assert "laser" in tree[laser_node].summary.lower()

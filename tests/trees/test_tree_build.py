@@ -18,7 +18,7 @@ from branchwise.trees.summarize import ExtractiveSummarizer, LLMSummarizer, Summ
 from branchwise.types import Chunk
 
 STRATEGIES = ["bottom_up", "top_down"]
-_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.S)
+_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.DOTALL)
 
 
 def vaswani_chunks(shared: Path, n: int) -> list[Chunk]:

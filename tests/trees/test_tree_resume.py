@@ -13,8 +13,7 @@ from branchwise.trees.checkpoint import CHECKPOINT_SCHEMA, BuildCheckpoint
 from branchwise.trees.summarize import ExtractiveSummarizer, SummaryConfig, SummaryRequest
 from branchwise.types import Chunk, Usage
 
-WORDS = ("laser optics photon beam crystal lattice phonon magnet plasma fusion neutron decay "
-         "circuit voltage antenna signal orbit comet galaxy quasar enzyme protein genome cell").split()
+WORDS = ["laser", "optics", "photon", "beam", "crystal", "lattice", "phonon", "magnet", "plasma", "fusion", "neutron", "decay", "circuit", "voltage", "antenna", "signal", "orbit", "comet", "galaxy", "quasar", "enzyme", "protein", "genome", "cell"]
 
 
 def corpus(n: int = 240) -> list[Chunk]:

@@ -15,7 +15,7 @@ from branchwise.trees.tree import Node, Tree
 from branchwise.trees.update import add_chunks, delete_chunks, refresh_stale
 from branchwise.types import Chunk, Usage
 
-_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.S)
+_DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.DOTALL)
 
 
 def unit(*parts: tuple[int, float], dim: int = 8) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_placement_descends_by_cosine():
 
 def test_overfull_node_splits_and_root_grows():
     tree, node_vec, leaf_vec = hand_tree()
-    lookup = lambda ids: np.stack([leaf_vec[i] for i in ids])  # noqa: E731
+    lookup = lambda ids: np.stack([leaf_vec[i] for i in ids])
     leaf_vec["x0"] = unit((0, 1), (7, 0.3))  # the index knows every added chunk's vector
     res = add_chunks(tree, ["x0"], leaf_vec["x0"][None, :], node_vectors=node_vec, chunk_vectors=lookup)
     assert len(res.created) == 1  # n1 had 4 > 3 children: split in two under the root

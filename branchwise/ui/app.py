@@ -1,0 +1,304 @@
+"""The Gradio chat demo: streamed answers, citation chips, the trace picture, settings.
+
+    from branchwise.ui import make_app, launch_app
+    app = make_app("my-index", workdir=Path("chat-work"))
+    launch_app(app, ServerConfig(workdir=Path("chat-work")))      # http://127.0.0.1:7860
+
+Layout: the chat on the left (the agent's steps stream into a collapsible "thought"
+message, then the answer streams token by token; the answer's sources appear below it as
+chips, and clicking one opens the cited chunk and its path in the tree); on the right the
+trace of the last answer (the explored tree as a picture, the per-node raw / calibrated /
+path scores and reasoning, the evidence pool, tokens, calls and latency), the index
+picker and upload-and-build, and the settings. Every question reads the settings as they
+are on screen, so sessions never share knobs; the models and opened indexes are shared
+(see :mod:`branchwise.ui.sessions`). Analytics are off and nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from branchwise.errors import BranchwiseError, InputError
+from branchwise.retrieval.ingest import IngestConfig
+from branchwise.ui import trace_view as tv
+from branchwise.ui.sessions import ChatService, ChatSession, ChatUpdate, ModelPool, Workspace
+from branchwise.ui.settings import COMPRESSION_CHOICES, SCORER_CHOICES, ChatSettings, ServerConfig
+
+log = logging.getLogger(__name__)
+
+TITLE = "branchwise chat"
+CSS = """
+#citation-chips .wrap { gap: 6px; }
+#citation-chips label { border-radius: 999px !important; padding: 2px 12px !important; font-size: 0.9em; }
+#citation-chips label.selected { background: var(--color-accent-soft) !important; }
+#chunk-view blockquote { white-space: normal; border-left: 3px solid var(--color-accent); padding-left: 10px; }
+#usage-line { font-size: 0.9em; }
+"""
+_NO_TRACE = "_Ask a question to see how the navigator explored the tree._"
+_NO_CHUNK = "_Click a source chip under an answer to read the cited chunk and see its place in the tree._"
+
+
+def _messages_update(history: list[dict[str, Any]], question: str, up: ChatUpdate, done: bool) -> list[dict[str, Any]]:
+    """The chat so far plus this question: a collapsible steps message, then the answer."""
+    last = up.steps[-1] if up.steps else "starting"
+    steps_md = "\n".join(f"- {s}" for s in up.steps) or "- starting"
+    meta: dict[str, Any] = (
+        {"title": f"Agent steps ({len(up.steps)})", "status": "done", "duration": round(up.elapsed_s, 2)}
+        if done else {"title": f"Working: {last}", "status": "pending"}
+    )
+    out = [*history, {"role": "user", "content": question},
+           {"role": "assistant", "content": steps_md, "metadata": meta}]
+    if up.text:
+        out.append({"role": "assistant", "content": up.text})
+    return out
+
+
+def _chip_choices(session: ChatSession) -> list[tuple[str, str]]:
+    answer = session.answer
+    if answer is None:
+        return []
+    return [(f"{c.marker} {c.title or c.chunk_id}", c.chunk_id) for c in answer.citations]
+
+
+def _answer_json(answer: Any, index_name: str) -> dict[str, Any]:
+    trace = answer.trace
+    return {
+        "index": index_name, "text": answer.text, "found": answer.found,
+        "citations": [dataclasses.asdict(c) for c in answer.citations],
+        "usage": dataclasses.asdict(answer.usage), "context_tokens": answer.context_tokens,
+        "stop_reason": getattr(trace, "stop_reason", ""), "rounds": getattr(trace, "rounds", []),
+    }
+
+
+class _Handlers:
+    """The app's event handlers (closures over the shared service)."""
+
+    def __init__(self, service: ChatService, config: ServerConfig) -> None:
+        self.service = service
+        self.config = config
+
+    def respond(self, question: str, history: list[dict[str, Any]], session: ChatSession, index_name: str,
+                *knobs: Any) -> Iterator[tuple[Any, ...]]:
+        """Stream one question; outputs: box, chat, session, chips, chunk, plot, usage, steps, pool, json."""
+        skip = gr.skip()
+        history = list(history or [])
+        question = (question or "").strip()
+        try:
+            settings = ChatSettings(*knobs)
+            up = ChatUpdate()
+            for up in self.service.stream(question, index_name, settings):
+                yield ("", _messages_update(history, question, up, False), skip, skip, skip,
+                       skip, skip, skip, skip, skip)
+        except BranchwiseError as e:
+            log.info("question failed: %s", e)
+            gr.Warning(e.message)
+            fix = f"\n\n**Fix:** {e.fix}" if e.fix else ""
+            chat = [*history, {"role": "user", "content": question},
+                    {"role": "assistant", "content": f"**Could not answer:** {e.message}{fix}"}]
+            yield (question, chat, session, skip, skip, skip, skip, skip, skip, skip)
+            return
+        answer = up.answer
+        assert answer is not None  # the agent's stream always ends with the answer event
+        session = ChatSession(answer=answer, index_name=index_name, asked=session.asked + 1)
+        index = self.service.open_index(index_name)
+        cited = [c.chunk_id for c in answer.citations]
+        figure = tv.draw_traversal(answer.trace, index.tree, cited=cited) if index.tree is not None else None
+        choices = _chip_choices(session)
+        label = "Sources: click one to read it" if choices else "No sources cited for this answer"
+        yield (
+            "", _messages_update(history, question, up, True), session,
+            gr.update(choices=choices, value=None, label=label), _NO_CHUNK,
+            figure, tv.usage_markdown(answer),
+            {"headers": tv.STEP_HEADERS, "data": tv.step_rows(answer.trace)},
+            {"headers": tv.EVIDENCE_HEADERS, "data": tv.evidence_rows(answer.trace, index)},
+            _answer_json(answer, index_name),
+        )
+
+    def open_citation(self, chunk_id: str | None, session: ChatSession) -> str:
+        """The cited chunk's text and its root → leaf path (only chunks the last answer cited)."""
+        answer = session.answer
+        if not chunk_id or answer is None:
+            return _NO_CHUNK
+        if chunk_id not in {c.chunk_id for c in answer.citations}:
+            raise gr.Error(f"{chunk_id!r} is not a source of the last answer.")
+        return tv.chunk_markdown(self.service.open_index(session.index_name), chunk_id, answer.trace)
+
+    def clear(self) -> tuple[Any, ...]:
+        return ([], ChatSession(), gr.update(choices=[], value=None, label="Sources"), _NO_CHUNK, None, _NO_TRACE,
+                {"headers": tv.STEP_HEADERS, "data": []}, {"headers": tv.EVIDENCE_HEADERS, "data": []}, {})
+
+    def index_info(self, name: str | None) -> str:
+        if not name:
+            return "_No index selected: upload documents below and build one._"
+        try:
+            index = self.service.open_index(name)
+        except BranchwiseError as e:
+            return f"**Cannot open {name}:** {e}"
+        m = index.manifest
+        tree = index.tree.stats() if index.tree is not None else None
+        shape = f"tree depth {tree['depth']}, {tree['internal']} internal nodes" if tree else "no tree"
+        graph = "graph index" if m.stage_done("graph") else "no graph"
+        return f"**{name}**: {len(index.chunks)} chunks, {shape}, {graph}; embedder `{m.embedder.name}`"
+
+    def refresh(self, current: str | None) -> Any:
+        choices = self.service.workspace.index_choices()
+        return gr.update(choices=choices, value=current if current in choices else (choices[0] if choices else None))
+
+    def build(self, files: list[Any] | None, name: str, summaries: str, embedder_spec: str, llm_spec: str,
+              progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, str]:
+        """Copy the uploads into the work directory and build an index of them."""
+        ws = self.service.workspace
+        try:
+            progress(0.0, desc="saving uploads")
+            pairs = [(_orig_name(f), Path(_path_of(f))) for f in files or []]
+            batch = ws.save_uploads(pairs, max_bytes=self.config.max_upload_mb * 2**20)
+            progress(0.05, desc="building the index")
+            embedder = self.service.pool.embedder(embedder_spec)
+            llm = self.service.pool.llm(llm_spec) if summaries == "llm" else None
+            built = ws.build(batch, name, embedder=embedder, embedder_spec=embedder_spec, llm=llm, summaries=summaries)
+        except BranchwiseError as e:
+            raise gr.Error(str(e)) from e
+        choices = ws.index_choices()
+        return gr.update(choices=choices, value=built), f"Built **{built}** from {len(pairs)} file(s)."
+
+
+def _path_of(f: Any) -> str:
+    return str(getattr(f, "path", None) or getattr(f, "name", None) or f)
+
+
+def _orig_name(f: Any) -> str:
+    """The browser-side file name (untrusted; sanitised by :meth:`Workspace.save_uploads`)."""
+    return str(getattr(f, "orig_name", None) or Path(_path_of(f)).name)
+
+
+def make_app(
+    index: str | Path | None = None,
+    *,
+    workdir: str | Path,
+    pool: ModelPool | None = None,
+    config: ServerConfig | None = None,
+    defaults: ChatSettings = ChatSettings(),
+) -> gr.Blocks:
+    """Build the chat app (not launched; see :func:`launch_app`).
+
+    Args:
+        index: an index directory to offer first (optional: indexes can be built in the app).
+        workdir: the directory uploads and new indexes are confined to.
+        pool: shared models (default: loaded from specs on first use).
+        config: server settings (only the limits and ``allow_custom_specs`` matter here).
+        defaults: the initial values of the Settings tab.
+    """
+    config = config or ServerConfig(workdir=Path(workdir))
+    pool = pool or ModelPool(allow_custom=config.allow_custom_specs,
+                             known_llms=("default", defaults.llm),
+                             known_embedders=("default", defaults.embedder))
+    given = {Path(index).resolve().name: Path(index)} if index is not None else {}
+    service = ChatService(pool, Workspace(Path(workdir), given))
+    h = _Handlers(service, config)
+    choices = service.workspace.index_choices()
+    first = choices[0] if choices else None
+    exts = list(IngestConfig().extensions)
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as app:
+        session = gr.State(ChatSession())
+        gr.Markdown("## branchwise chat\nAsk questions about the selected index. Each question is answered "
+                    "on its own from the index (no follow-up memory); the trace on the right shows how.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=420):
+                chat = gr.Chatbot(label="Chat", height=520, elem_id="chat", buttons=["copy"], feedback_options=None,
+                                  placeholder="Ask about your documents: the agent's steps and the answer stream here.")
+                with gr.Row():
+                    box = gr.Textbox(show_label=False, placeholder="Type a question and press Enter", scale=8,
+                                     elem_id="question", autofocus=True, max_lines=4)
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                    clear = gr.Button("Clear", scale=1, min_width=80)
+                chips = gr.Radio(choices=[], label="Sources", elem_id="citation-chips", interactive=True)
+                chunk_view = gr.Markdown(_NO_CHUNK, elem_id="chunk-view", container=True)
+            with gr.Column(scale=4, min_width=380):
+                with gr.Tab("Trace", elem_id="trace-tab"):
+                    plot = gr.Plot(label="Explored tree (colour = path relevance)", format="png", elem_id="trace-plot")
+                    usage = gr.Markdown(_NO_TRACE, elem_id="usage-line")
+                    with gr.Accordion("Navigation: scores per node and the scorer's reasoning", open=True):
+                        steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=260,
+                                                wrap=True, elem_id="steps-table")
+                    with gr.Accordion("Evidence pool", open=False):
+                        pool_df = gr.Dataframe(headers=tv.EVIDENCE_HEADERS, interactive=False, max_height=260,
+                                               wrap=True, elem_id="pool-table")
+                    with gr.Accordion("Raw answer (JSON)", open=False):
+                        raw = gr.JSON(elem_id="answer-json")
+                with gr.Tab("Index", elem_id="index-tab"):
+                    index_dd = gr.Dropdown(choices=choices, value=first, label="Index", elem_id="index-picker")
+                    info = gr.Markdown(h.index_info(first))
+                    refresh = gr.Button("Refresh list", size="sm")
+                    gr.Markdown("**New index from documents** (copied into the work directory)")
+                    files = gr.File(file_count="multiple", file_types=exts, label="Documents", elem_id="uploads")
+                    new_name = gr.Textbox(label="Name of the new index", placeholder="my-docs")
+                    summaries = gr.Radio(["extractive", "llm"], value=defaults.summaries, label="Tree summaries",
+                                         info="extractive: seconds, no LLM; llm: one LLM call per tree node")
+                    build = gr.Button("Build index", variant="primary", elem_id="build")
+                    build_status = gr.Markdown()
+                with gr.Tab("Settings", elem_id="settings-tab"):
+                    llm = gr.Dropdown(pool.llm_specs(), value=defaults.llm, label="LLM",
+                                      allow_custom_value=pool.allow_custom, info="default = embedded Qwen2.5 1.5B")
+                    emb = gr.Dropdown(pool.embedder_specs(), value=defaults.embedder, label="Embedder (for new indexes)",
+                                      allow_custom_value=pool.allow_custom)
+                    scorer = gr.Radio(list(SCORER_CHOICES), value=defaults.scorer, label="Tree scorer",
+                                      info="embedding: no LLM calls; yesno / llm: the LLM judges each slate")
+                    beam = gr.Slider(1, 8, value=defaults.beam, step=1, label="Beam width B")
+                    iterations = gr.Slider(1, 40, value=defaults.iterations, step=1, label="Navigator iterations N")
+                    rounds = gr.Slider(1, 4, value=defaults.rounds, step=1, label="Agent retrieval rounds")
+                    budget = gr.Slider(128, 4096, value=defaults.budget_tokens, step=64, label="Context token budget")
+                    compression = gr.Dropdown(list(COMPRESSION_CHOICES), value=defaults.compression,
+                                              label="Compression")
+                    graph = gr.Checkbox(value=defaults.use_graph, label="Use the graph index (when the index has one)")
+
+        knobs = [llm, emb, scorer, beam, iterations, rounds, budget, compression, graph]
+        outputs = [box, chat, session, chips, chunk_view, plot, usage, steps_df, pool_df, raw]
+        ask = dict(fn=h.respond, inputs=[box, chat, session, index_dd, *knobs], outputs=outputs,
+                   concurrency_limit=config.chat_concurrency, concurrency_id="chat")
+        box.submit(**ask, api_name="ask")  # type: ignore[arg-type]
+        send.click(**ask, api_visibility="private")  # type: ignore[arg-type]
+        chips.input(h.open_citation, [chips, session], chunk_view, api_name="open_citation")
+        clear.click(h.clear, None, [chat, session, chips, chunk_view, plot, usage, steps_df, pool_df, raw],
+                    api_name="clear")
+        index_dd.change(h.index_info, index_dd, info, api_name="index_info")
+        refresh.click(h.refresh, index_dd, index_dd, api_name="refresh_indexes")
+        build.click(h.build, [files, new_name, summaries, emb, llm], [index_dd, build_status], api_name="build_index",
+                    concurrency_limit=1, concurrency_id="build")
+    app.queue(max_size=config.queue_size, default_concurrency_limit=config.chat_concurrency)
+    return app
+
+
+def check_share_possible() -> None:
+    """Refuse ``--share`` when it cannot work offline (it needs Gradio's frpc tunnel binary).
+
+    Gradio downloads ``frpc`` from the internet on first use and then connects to
+    ``gradio.live``; branchwise never downloads at run time, so share is possible only when
+    the binary is already present (and the machine is online).
+    """
+    from gradio import tunneling
+
+    if not Path(tunneling.BINARY_PATH).is_file():
+        raise InputError(
+            "--share needs Gradio's tunnel binary (frpc), which Gradio downloads from the internet, "
+            "and branchwise runs offline.",
+            fix=f"serve on your network instead with --host 0.0.0.0 (add --auth USER:PASS), or place the frpc "
+                f"binary at {tunneling.BINARY_PATH} on a machine that is allowed to reach gradio.live.",
+        )
+
+
+def launch_app(app: gr.Blocks, config: ServerConfig, *, block: bool = True) -> tuple[Any, str, str | None]:
+    """Serve ``app`` with offline-safe defaults (loopback, no analytics, no monitoring, no SSR)."""
+    if config.share:
+        check_share_possible()
+    return app.launch(
+        server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
+        prevent_thread_lock=not block, show_error=True, quiet=not block, max_file_size=f"{config.max_upload_mb}mb",
+        enable_monitoring=False, ssr_mode=False, pwa=False, mcp_server=False, run_history=False,
+        footer_links=["api", "settings"], css=CSS, theme=gr.themes.Soft(), inbrowser=False,
+    )

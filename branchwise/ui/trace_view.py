@@ -1,0 +1,280 @@
+"""Pictures and tables of one answer's trace: the explored tree, scores, evidence, usage.
+
+Used by the chat app's trace panel and by ``notebooks/traversal_traces.ipynb``; nothing
+here imports Gradio. Figures use matplotlib's object API on the Agg canvas (no pyplot
+state), so concurrent sessions can draw at once.
+
+The tree picture shows the part of the semantic tree the navigator explored (LATTICE,
+Gupta et al. 2025, arXiv 2510.13217): every node it expanded, the children it scored, and
+their ancestors. Node colour is the node's *path relevance* (the calibrated local score
+mixed with the parent's path relevance by α), a thick outline marks expanded nodes, and
+red edges trace the path from the root to the cited (or best-ranked) leaves.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from types import SimpleNamespace
+from typing import Any, Iterable, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from branchwise.cli.render import expanded_nodes, node_scores
+from branchwise.trees.trace import TraversalTrace
+from branchwise.trees.tree import Tree
+
+STEP_HEADERS = ["iter", "expanded", "node", "role", "raw", "calibrated", "path", "reasoning"]
+EVIDENCE_HEADERS = ["chunk", "title", "route", "round", "score", "in context"]
+_CMAP = "viridis"
+_UNSCORED = "#d9d9d9"
+_PATH = "#d62728"
+
+
+def navigations(trace: Any) -> list[TraversalTrace]:
+    """The traversal traces of an ``AgentTrace`` or a lone ``TraversalTrace`` (else none)."""
+    if trace is None:
+        return []
+    if isinstance(trace, TraversalTrace):
+        return [trace]
+    return list(getattr(trace, "navigation", None) or [])
+
+
+def _as_agent(trace: Any) -> SimpleNamespace:
+    """A view with ``.navigation`` so the CLI renderers accept a lone traversal trace too."""
+    return SimpleNamespace(navigation=navigations(trace))
+
+
+def highlighted_leaves(trace: Any, tree: Tree, chunk_ids: Iterable[str] = ()) -> list[str]:
+    """Leaf node ids to draw the path to: the cited chunks, else each navigation's best leaf."""
+    leaves = [leaf.id for cid in chunk_ids if (leaf := tree.leaf_for_chunk(cid)) is not None]
+    if not leaves:
+        leaves = [nav.ranked[0][0] for nav in navigations(trace) if nav.ranked and nav.ranked[0][0] in tree.nodes]
+    return list(dict.fromkeys(leaves))
+
+
+def explored_nodes(trace: Any, tree: Tree, *, max_nodes: int = 60, keep: Sequence[str] = ()) -> set[str]:
+    """Expanded nodes, the children they scored (best ``max_nodes`` by path score), ancestors."""
+    scores = node_scores(_as_agent(trace))
+    expanded = [n for n in expanded_nodes(_as_agent(trace)) if n in tree.nodes]
+    children = {
+        item for nav in navigations(trace) for step in nav.steps
+        for item, role in zip(step.items, step.roles) if role == "child" and item in tree.nodes
+    }
+    ranked = sorted(children - set(expanded), key=lambda n: -scores.get(n, 0.0))
+    chosen = set(expanded) | set(ranked[: max(0, max_nodes - len(expanded))]) | {k for k in keep if k in tree.nodes}
+    for nid in list(chosen):
+        chosen.update(tree.path_to_root(nid))
+    return chosen
+
+
+def tree_layout(tree: Tree, nodes: set[str]) -> dict[str, tuple[float, float]]:
+    """A tidy top-down layout of the sub-tree ``nodes``: leaves left to right, parents centred."""
+    pos: dict[str, tuple[float, float]] = {}
+    depth_of = {tree.root: 0}
+    next_x = [0.0]
+
+    def place(nid: str) -> float:
+        kids = [c for c in tree[nid].children if c in nodes]
+        for c in kids:
+            depth_of[c] = depth_of[nid] + 1
+        xs = [place(c) for c in kids]
+        x = sum(xs) / len(xs) if xs else next_x[0]
+        if not xs:
+            next_x[0] += 1.0
+        pos[nid] = (x, -float(depth_of[nid]))
+        return x
+
+    if tree.root in nodes:
+        place(tree.root)
+    return pos
+
+
+def _label(tree: Tree, nid: str, score: float | None) -> str:
+    node = tree[nid]
+    name = textwrap.shorten(node.chunk_id or nid, 18, placeholder="…") if node.is_leaf else nid
+    return f"{name}\n{score:.2f}" if score is not None else name
+
+
+def draw_traversal(
+    trace: Any, tree: Tree, *, cited: Iterable[str] = (), max_nodes: int = 60, title: str | None = None
+) -> Figure:
+    """The explored tree: colour = path relevance, thick outline = expanded, red = path to ``cited``."""
+    leaves = highlighted_leaves(trace, tree, cited)
+    nodes = explored_nodes(trace, tree, max_nodes=max_nodes, keep=leaves)
+    pos = tree_layout(tree, nodes)
+    scores = node_scores(_as_agent(trace))
+    expanded = set(expanded_nodes(_as_agent(trace)))
+    on_path = {(p, c) for leaf in leaves for c, p in zip(tree.path_to_root(leaf), tree.path_to_root(leaf)[1:])}
+    width = min(18.0, max(7.0, 0.75 * (max((x for x, _ in pos.values()), default=0.0) + 1)))
+    depth = max((-y for _, y in pos.values()), default=0.0)
+    fig = Figure(figsize=(width, 1.3 + 1.25 * (depth + 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    if not pos:
+        ax.text(0.5, 0.5, "no tree navigation in this answer", ha="center", va="center", fontsize=12, color="#555")
+        return fig
+    norm = Normalize(0.0, 1.0)
+    cmap = ScalarMappable(norm=norm, cmap=_CMAP)
+    for nid in pos:
+        for c in tree[nid].children:
+            if c in pos:
+                hot = (nid, c) in on_path
+                (x0, y0), (x1, y1) = pos[nid], pos[c]
+                ax.plot([x0, x1], [y0, y1], color=_PATH if hot else "#9e9e9e", lw=2.6 if hot else 0.9,
+                        zorder=2 if hot else 1)
+    for nid, (x, y) in pos.items():
+        score = scores.get(nid)
+        face = cmap.to_rgba(score) if score is not None else _UNSCORED
+        ring = _PATH if nid in leaves else ("black" if nid in expanded else "#777777")
+        ax.scatter([x], [y], s=520 if nid in expanded else 300, c=[face], edgecolors=ring,
+                   linewidths=2.4 if (nid in expanded or nid in leaves) else 0.8, zorder=3)
+        dark = score is not None and score < 0.55
+        ax.text(x, y - 0.28, _label(tree, nid, score), ha="center", va="top", fontsize=7.5, zorder=4,
+                color="#222222" if not dark else "#111111")
+    xs = [p[0] for p in pos.values()]
+    ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
+    ax.set_ylim(-depth - 0.9, 0.5)
+    fig.colorbar(cmap, ax=ax, shrink=0.7, pad=0.01, label="path relevance")
+    n_exp = len(expanded & set(pos))
+    ax.set_title(title or f"explored tree: {n_exp} expanded (thick outline), {len(pos)} shown; red = path to the "
+                 "cited leaves; grey = not scored", fontsize=9.5)
+    return fig
+
+
+def scores_figure(trace: Any) -> Figure:
+    """Raw vs calibrated scores (coloured by iteration) and per-iteration means."""
+    fig = Figure(figsize=(10.0, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    scatter_ax, lines_ax = fig.subplots(1, 2)
+    steps = [s for nav in navigations(trace) for s in nav.steps]
+    if not steps:
+        for ax in (scatter_ax, lines_ax):
+            ax.set_axis_off()
+        scatter_ax.text(0.5, 0.5, "no scored slates", ha="center", va="center")
+        return fig
+    its = [s.iteration for s in steps for _ in s.items[: len(s.calibrated)]]
+    raw = [r for s in steps for r in s.raw_scores[: len(s.calibrated)]]
+    cal = [c for s in steps for c in s.calibrated[: len(s.raw_scores)]]
+    points = scatter_ax.scatter(raw, cal, c=its, cmap="plasma", s=28, edgecolors="none")
+    scatter_ax.plot([0, 1], [0, 1], ls="--", color="#888888", lw=1)
+    scatter_ax.set(xlabel="raw score (scorer)", ylabel="calibrated score", title="calibration of slate scores",
+                   xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    fig.colorbar(points, ax=scatter_ax, label="iteration")
+    by_iter: dict[int, list[tuple[float, float, float]]] = {}
+    for s in steps:
+        for r, c, p in zip(s.raw_scores, s.calibrated, s.path_scores):
+            by_iter.setdefault(s.iteration, []).append((r, c, p))
+    xs = sorted(by_iter)
+    for k, (name, color) in enumerate([("raw", "#1f77b4"), ("calibrated", "#ff7f0e"), ("path", "#2ca02c")]):
+        lines_ax.plot(xs, [sum(t[k] for t in by_iter[i]) / len(by_iter[i]) for i in xs], marker="o", label=name,
+                      color=color)
+    lines_ax.set(xlabel="navigator iteration", ylabel="mean score over the slate", ylim=(0, 1.05),
+                 title="scores per iteration")
+    lines_ax.legend(loc="best", fontsize=8)
+    lines_ax.grid(alpha=0.3)
+    return fig
+
+
+def pool_growth_figure(trace: Any) -> Figure:
+    """The evidence pool per agent round: new items and the pool size after the round."""
+    fig = Figure(figsize=(5.5, 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    rounds = list(getattr(trace, "rounds", None) or [])
+    xs = [r["round"] + 1 for r in rounds]
+    ax.bar(xs, [r["pool_size"] for r in rounds], color="#c6dbef", label="pool size after the round")
+    ax.bar(xs, [len(r["new_chunk_ids"]) for r in rounds], color="#2171b5", width=0.5, label="new items")
+    ax.set(xlabel="agent round", ylabel="evidence items", title="evidence pool growth")
+    ax.set_xticks(xs)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def step_rows(trace: Any) -> list[list[Any]]:
+    """One row per scored item: iteration, expanded node, item, role, raw/calibrated/path, reasoning."""
+    rows: list[list[Any]] = []
+    for nav in navigations(trace):
+        for s in nav.steps:
+            for i, item in enumerate(s.items):
+                rows.append([
+                    s.iteration, s.expanded, item, s.roles[i] if i < len(s.roles) else "",
+                    _num(s.raw_scores, i), _num(s.calibrated, i), _num(s.path_scores, i),
+                    textwrap.shorten(s.reasoning, 160, placeholder=" …") if i == 0 and s.reasoning else "",
+                ])
+    return rows
+
+
+def _num(values: Sequence[float], i: int) -> float | None:
+    return round(float(values[i]), 3) if i < len(values) else None
+
+
+def evidence_rows(trace: Any, index: Any) -> list[list[Any]]:
+    """The evidence pool: chunk, title, route, round, best score, whether it reached the generator."""
+    removed = set((getattr(trace, "compression", None) or {}).get("removed", []))
+    best: dict[str, list[Any]] = {}
+    for r in getattr(trace, "retrievals", None) or []:
+        for cid, score in zip(r["chunk_ids"], r["scores"]):
+            row = best.get(cid)
+            if row is None:
+                best[cid] = [cid, _title(index, cid), r["source"], r["round"] + 1, round(float(score), 3),
+                             "no (compressed away)" if cid in removed else "yes"]
+            elif score > row[4]:
+                row[4] = round(float(score), 3)
+    return sorted(best.values(), key=lambda row: (row[3], -row[4]))
+
+
+def _title(index: Any, chunk_id: str) -> str:
+    try:
+        return index.chunks.get(chunk_id).title
+    except Exception:  # the chunk store raises its own not-found error; a title is cosmetic
+        return ""
+
+
+def usage_markdown(answer: Any) -> str:
+    """Tokens, LLM calls, latency, context size and why the loop stopped."""
+    u = answer.usage
+    trace = answer.trace
+    comp = getattr(trace, "compression", None) or {}
+    parts = [
+        f"**LLM calls** {u.llm_calls}", f"**prompt tokens** {u.prompt_tokens}",
+        f"**completion tokens** {u.completion_tokens}", f"**embedding calls** {u.embed_calls}",
+        f"**latency** {u.latency_s:.2f} s", f"**context** {answer.context_tokens} tokens",
+    ]
+    if comp:
+        parts.append(f"**compression** {comp.get('method')} {comp.get('tokens_before')} → {comp.get('tokens_after')}")
+    rounds = len(getattr(trace, "rounds", None) or [])
+    stop = getattr(trace, "stop_reason", "") or "—"
+    parts.append(f"**rounds** {rounds} (stopped: {stop})")
+    return " · ".join(parts)
+
+
+def escape_untrusted(text: str) -> str:
+    """Document text made inert for a Markdown/HTML view (documents are data, never markup)."""
+    return html.escape(text).replace("\n", "<br>")
+
+
+def chunk_markdown(index: Any, chunk_id: str, trace: Any = None) -> str:
+    """A cited chunk: its text, and its place in the tree (root → leaf, summaries, path scores)."""
+    chunk = index.chunks.get(chunk_id)
+    lines = [f"### {escape_untrusted(chunk.title or chunk.doc_id)}", f"`{chunk_id}` · {chunk.n_tokens} tokens", "",
+             f"<blockquote>{escape_untrusted(chunk.text)}</blockquote>", ""]
+    tree = index.tree
+    leaf = tree.leaf_for_chunk(chunk_id) if tree is not None else None
+    if leaf is None:
+        lines.append("_This chunk has no leaf in the tree (it was found by search, not navigation)._")
+        return "\n".join(lines)
+    scores = node_scores(_as_agent(trace))
+    expanded = set(expanded_nodes(_as_agent(trace)))
+    lines += ["**Place in the tree** (root → leaf; p = path relevance for this question, ★ = expanded):", ""]
+    for depth, nid in enumerate(reversed(tree.path_to_root(leaf.id))):
+        node = tree[nid]
+        p = f"p={scores[nid]:.2f}" if nid in scores else "p=—"
+        star = " ★" if nid in expanded else ""
+        text = "this chunk" if node.is_leaf else textwrap.shorten(node.summary or "(no summary)", 220, placeholder=" …")
+        lines.append(f"{'&nbsp;' * 4 * depth}{'└ ' if depth else ''}**{nid}** ({p}{star}): {escape_untrusted(text)}<br>")
+    return "\n".join(lines)
