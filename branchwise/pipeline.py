@@ -92,8 +92,10 @@ def build_tree_stage(idx: Index, config: TreeConfig, *, llm: LLM | None, progres
     result = build_tree(chunks, embeddings, config, summarizer=summarizer, embedder=idx.embedder,
                         checkpoint=checkpoint, progress=progress)
     idx.save_tree(result.tree, result.node_embeddings)
-    idx.update_manifest(tree={"strategy": config.strategy, "max_children": config.max_children,
-                              "summary_mode": config.summary.mode, **_usage_dict(result.usage)})
+    tree_info = {"strategy": config.strategy, "max_children": config.max_children,
+                 "summary_mode": config.summary.mode, **_usage_dict(result.usage)}
+    idx.update_manifest(extra={**idx.manifest.extra, "tree": tree_info},
+                        counts={**idx.manifest.counts, "nodes": len(result.tree)})
     idx.set_stage("tree", "done")
     checkpoint.discard()
 
@@ -108,7 +110,7 @@ def build_graph_stage(idx: Index, llm: LLM, graph_config: object | None = None, 
     _graph, report = builder.build(list(idx.chunks))
     if report.failed:
         log.warning("graph extraction failed for %d chunks (recorded in %s; rerun to retry)", report.failed, idx.graph_dir)
-    idx.update_manifest(graph={"report": report.summary()})
+    idx.update_manifest(extra={**idx.manifest.extra, "graph": {"report": report.summary()}})
     idx.set_stage("graph", "done")
 
 

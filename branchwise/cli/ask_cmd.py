@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from importlib import resources
 from pathlib import Path
 
 from branchwise.cli.options import add_model_options, settings_from_args
@@ -90,7 +89,9 @@ def run_ask(args: argparse.Namespace) -> int:
 
 def demo_corpus_dir() -> Path:
     """The bundled demo corpus: branchwise's own documentation."""
-    return Path(str(resources.files("branchwise") / "demo_corpus"))
+    import branchwise
+
+    return Path(branchwise.__file__).resolve().parent / "demo_corpus"
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -27,6 +27,10 @@ COMMAND_MODULES = (
 )
 
 
+#: third-party loggers quieted by the CLI (an application choice; the library never does this)
+NOISY_LOGGERS = ("bm25s", "httpx", "chromadb", "sentence_transformers", "urllib3")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="branchwise",
@@ -53,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in NOISY_LOGGERS:  # third-party loggers that set DEBUG on their own
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

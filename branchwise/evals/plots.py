@@ -14,7 +14,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-_LABELS = {"f1": "answer F1", "accuracy": "multiple-choice accuracy", "ndcg@10": "nDCG@10",
+_LABELS = {"f1": "answer F1", "recall@10": "Recall@10", "accuracy": "multiple-choice accuracy", "ndcg@10": "nDCG@10",
            "llm_calls": "LLM calls / query", "latency_s": "latency / query (s)", "context_tokens": "context tokens"}
 _BOUNDED = frozenset({"f1", "em", "accuracy", "ndcg@10", "recall@10", "recall@5", "mrr@10"})
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
@@ -52,10 +52,12 @@ def _bars(ax: Any, series: list[tuple[str, dict[str, float]]], metric: str, colo
 def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     """Draw the plots that apply to this run; returns their file names."""
     colors = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(summary["systems"])}
-    title = f"{summary['dataset']} ({summary['meta'].get('questions')} questions)"
+    unit = "queries" if summary.get("kind") == "ir" else "questions"
+    title = f"{summary['dataset']} ({summary['meta'].get('questions')} {unit})"
     written: list[str] = []
     primary = summary["primary"]
-    panels = [m for m in dict.fromkeys([primary, "ndcg@10"]) if _series(summary, m)]
+    extra = ["recall@10"] if summary.get("kind") == "ir" else []
+    panels = [m for m in dict.fromkeys([primary, "ndcg@10", *extra]) if _series(summary, m)]
     if panels:
         n_sys = len(summary["systems"])
         fig = Figure(figsize=(5.5 * len(panels), 0.55 * n_sys + 1.6))

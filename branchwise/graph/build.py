@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from branchwise.errors import InputError
 from branchwise.graph.extract import (ChunkExtraction, ExtractionConfig, ExtractionFailure, GraphExtractor,
                                       text_hash)
 from branchwise.graph.resolve import EntityResolver, ResolutionConfig, normalize_name
@@ -202,7 +203,6 @@ class GraphBuilder:
 
     def _extractor(self) -> GraphExtractor:
         if self.llm is None:
-            from branchwise.errors import InputError
             raise InputError("graph extraction needs an LLM.", fix="pass llm= (e.g. make_llm('default')).")
         return GraphExtractor(self.llm, self.config.extraction)
 
@@ -307,10 +307,14 @@ class GraphBuilder:
         return rep
 
     def delete_documents(self, graph: KnowledgeGraph, doc_ids: Iterable[str]) -> RemovalReport:
-        """Delete every chunk of the given documents (chunk ↔ doc from the graph records)."""
+        """Delete every chunk of the given documents: those in the graph, and those only in the
+        extraction cache (nothing extracted) or the failure list."""
         docs = set(doc_ids)
         chunk_ids = {m.chunk_id for e in graph.entities() for m in e.mentions if m.doc_id in docs}
         chunk_ids |= {r.chunk_id for r in graph.relations() if r.doc_id in docs}
+        chunk_ids |= {f.chunk_id for f in load_failures(self.graph_dir) if f.doc_id in docs}
+        cache = ExtractionCache(self.graph_dir / CACHE_FILE, graph.info.get("extractor", ""))
+        chunk_ids |= {ex.chunk_id for ex in cache.extractions() if ex.doc_id in docs}
         return self.delete_chunks(graph, chunk_ids)
 
 

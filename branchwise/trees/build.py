@@ -140,7 +140,7 @@ class _Builder:
 
     def __init__(self, chunks: Sequence[Chunk], embeddings: np.ndarray, config: TreeConfig, summarizer: Summarizer,
                  embedder: Embedder | None, checkpoint: BuildCheckpoint | None, progress: bool):
-        self.chunks, self.config, self.summarizer, self.embedder = chunks, config, summarizer, embedder
+        self.config, self.summarizer, self.embedder = config, summarizer, embedder
         self.ckpt, self.progress = checkpoint, progress
         self.leaf_vecs = normalize(embeddings)
         self.nodes: dict[str, Node] = {
@@ -150,7 +150,6 @@ class _Builder:
         self.text_by_chunk = {c.id: chunk_text(c) for c in chunks}
         self.vectors: dict[str, np.ndarray] = {}
         self._sums: dict[str, np.ndarray] = {}
-        self.summarizer_calls = 0
         self.embed_calls = 0
 
     # -- shared steps -------------------------------------------------------------------------
@@ -176,7 +175,6 @@ class _Builder:
             for i in range(0, len(todo), step):
                 batch = todo[i : i + step]
                 texts = self.summarizer.summarize_batch([r for r, _ in batch])
-                self.summarizer_calls += len(batch)
                 for (r, _), text in zip(batch, texts):
                     self.nodes[r.node_id].summary = text
                 if self.ckpt is not None:
@@ -186,7 +184,8 @@ class _Builder:
     def node_vectors(self, node_ids: Sequence[str], name: str) -> np.ndarray:
         """Vectors of freshly summarised nodes (checkpointed per level)."""
         stored = self.ckpt.load_vectors(name) if self.ckpt is not None else None
-        if stored is not None and stored[0] == list(node_ids):
+        reused = stored is not None and stored[0] == list(node_ids)
+        if stored is not None and reused:
             vecs = stored[1]
         elif self.config.node_vectors == "centroid":
             vecs = normalize(np.stack([self.centroid_sum(n) for n in node_ids]))
@@ -199,7 +198,7 @@ class _Builder:
                 parts.append(self.embedder.embed(texts[i : i + step]))
                 self.embed_calls += 1
             vecs = normalize(np.concatenate(parts))
-        if self.ckpt is not None and stored is None:
+        if self.ckpt is not None and not reused:
             self.ckpt.save_vectors(name, node_ids, vecs)
         for n, v in zip(node_ids, vecs):
             self.vectors[n] = v

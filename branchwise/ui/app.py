@@ -35,7 +35,8 @@ TITLE = "branchwise chat"
 CSS = """
 #citation-chips .wrap { gap: 6px; }
 #citation-chips label { border-radius: 999px !important; padding: 2px 12px !important; font-size: 0.9em; }
-#citation-chips label.selected { background: var(--color-accent-soft) !important; }
+#citation-chips label.selected { background: var(--color-accent-soft) !important; color: var(--body-text-color) !important; }
+#citation-chips label.selected span { color: var(--body-text-color) !important; }
 #chunk-view blockquote { white-space: normal; border-left: 3px solid var(--color-accent); padding-left: 10px; }
 #usage-line { font-size: 0.9em; }
 """
@@ -68,7 +69,7 @@ def _chip_choices(session: ChatSession) -> list[tuple[str, str]]:
 def _answer_json(answer: Any, index_name: str) -> dict[str, Any]:
     trace = answer.trace
     return {
-        "index": index_name, "text": answer.text, "found": answer.found,
+        "index": index_name, "question": getattr(trace, "question", ""), "text": answer.text, "found": answer.found,
         "citations": [dataclasses.asdict(c) for c in answer.citations],
         "usage": dataclasses.asdict(answer.usage), "context_tokens": answer.context_tokens,
         "stop_reason": getattr(trace, "stop_reason", ""), "rounds": getattr(trace, "rounds", []),
@@ -83,23 +84,30 @@ class _Handlers:
         self.config = config
 
     def respond(self, question: str, history: list[dict[str, Any]], session: ChatSession, index_name: str,
-                *knobs: Any) -> Iterator[tuple[Any, ...]]:
+                llm: str, embedder: str, scorer: str, beam: float, iterations: float, rounds: float,
+                budget_tokens: float, compression: str, use_graph: bool) -> Iterator[tuple[Any, ...]]:
         """Stream one question; outputs: box, chat, session, chips, chunk, plot, usage, steps, pool, json."""
         skip = gr.skip()
         history = list(history or [])
         question = (question or "").strip()
         try:
-            settings = ChatSettings(*knobs)
+            settings = ChatSettings(llm=llm, embedder=embedder, scorer=scorer, beam=int(beam),  # type: ignore[arg-type]
+                                    iterations=int(iterations), rounds=int(rounds), budget_tokens=int(budget_tokens),
+                                    compression=compression, use_graph=bool(use_graph))  # type: ignore[arg-type]
             up = ChatUpdate()
             for up in self.service.stream(question, index_name, settings):
                 yield ("", _messages_update(history, question, up, False), skip, skip, skip,
                        skip, skip, skip, skip, skip)
-        except BranchwiseError as e:
-            log.info("question failed: %s", e)
-            gr.Warning(e.message)
-            fix = f"\n\n**Fix:** {e.fix}" if e.fix else ""
+        except Exception as e:  # shown in the chat; the session goes on
+            if isinstance(e, BranchwiseError):
+                log.info("question failed: %s", e)
+                message, fix = e.message, (f"\n\n**Fix:** {e.fix}" if e.fix else "")
+            else:
+                log.exception("unexpected error while answering %r", question[:80])
+                message, fix = f"internal error ({type(e).__name__}: {e}).", "\n\nThe server log has the details."
+            gr.Warning(message)
             chat = [*history, {"role": "user", "content": question},
-                    {"role": "assistant", "content": f"**Could not answer:** {e.message}{fix}"}]
+                    {"role": "assistant", "content": f"**Could not answer:** {message}{fix}"}]
             yield (question, chat, session, skip, skip, skip, skip, skip, skip, skip)
             return
         answer = up.answer
@@ -114,7 +122,7 @@ class _Handlers:
             "", _messages_update(history, question, up, True), session,
             gr.update(choices=choices, value=None, label=label), _NO_CHUNK,
             figure, tv.usage_markdown(answer),
-            {"headers": tv.STEP_HEADERS, "data": tv.step_rows(answer.trace)},
+            {"headers": tv.STEP_HEADERS, "data": tv.step_rows(answer.trace, index.tree)},
             {"headers": tv.EVIDENCE_HEADERS, "data": tv.evidence_rows(answer.trace, index)},
             _answer_json(answer, index_name),
         )
@@ -129,7 +137,7 @@ class _Handlers:
         return tv.chunk_markdown(self.service.open_index(session.index_name), chunk_id, answer.trace)
 
     def clear(self) -> tuple[Any, ...]:
-        return ([], ChatSession(), gr.update(choices=[], value=None, label="Sources"), _NO_CHUNK, None, _NO_TRACE,
+        return ([], ChatSession(), gr.update(choices=[], value=None, label="Sources (appear after an answer)"), _NO_CHUNK, None, _NO_TRACE,
                 {"headers": tv.STEP_HEADERS, "data": []}, {"headers": tv.EVIDENCE_HEADERS, "data": []}, {})
 
     def index_info(self, name: str | None) -> str:
@@ -209,7 +217,7 @@ def make_app(
         gr.Markdown("## branchwise chat\nAsk questions about the selected index. Each question is answered "
                     "on its own from the index (no follow-up memory); the trace on the right shows how.")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=420):
+            with gr.Column(scale=9, min_width=420):
                 chat = gr.Chatbot(label="Chat", height=520, elem_id="chat", buttons=["copy"], feedback_options=None,
                                   placeholder="Ask about your documents: the agent's steps and the answer stream here.")
                 with gr.Row():
@@ -217,24 +225,27 @@ def make_app(
                                      elem_id="question", autofocus=True, max_lines=4)
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                     clear = gr.Button("Clear", scale=1, min_width=80)
-                chips = gr.Radio(choices=[], label="Sources", elem_id="citation-chips", interactive=True)
+                chips = gr.Radio(choices=[], label="Sources (appear after an answer)", elem_id="citation-chips",
+                                 interactive=True)
                 chunk_view = gr.Markdown(_NO_CHUNK, elem_id="chunk-view", container=True)
-            with gr.Column(scale=4, min_width=380):
+            with gr.Column(scale=10, min_width=420):
                 with gr.Tab("Trace", elem_id="trace-tab"):
-                    plot = gr.Plot(label="Explored tree (colour = path relevance)", format="png", elem_id="trace-plot")
+                    plot = gr.Plot(label="Explored tree", show_label=False, format="png", elem_id="trace-plot")
                     usage = gr.Markdown(_NO_TRACE, elem_id="usage-line")
                     with gr.Accordion("Navigation: scores per node and the scorer's reasoning", open=True):
-                        steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=260,
-                                                wrap=True, elem_id="steps-table")
+                        steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=300,
+                                                column_widths=tv.STEP_WIDTHS, wrap=True, elem_id="steps-table")
                     with gr.Accordion("Evidence pool", open=False):
                         pool_df = gr.Dataframe(headers=tv.EVIDENCE_HEADERS, interactive=False, max_height=260,
                                                wrap=True, elem_id="pool-table")
                     with gr.Accordion("Raw answer (JSON)", open=False):
                         raw = gr.JSON(elem_id="answer-json")
                 with gr.Tab("Index", elem_id="index-tab"):
-                    index_dd = gr.Dropdown(choices=choices, value=first, label="Index", elem_id="index-picker")
+                    with gr.Row(equal_height=True):
+                        index_dd = gr.Dropdown(choices=choices, value=first, label="Index", elem_id="index-picker",
+                                               scale=4)
+                        refresh = gr.Button("Refresh", size="sm", scale=1, min_width=80)
                     info = gr.Markdown(h.index_info(first))
-                    refresh = gr.Button("Refresh list", size="sm")
                     gr.Markdown("**New index from documents** (copied into the work directory)")
                     files = gr.File(file_count="multiple", file_types=exts, label="Documents", elem_id="uploads")
                     new_name = gr.Textbox(label="Name of the new index", placeholder="my-docs")

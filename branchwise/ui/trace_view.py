@@ -14,6 +14,8 @@ red edges trace the path from the root to the cited (or best-ranked) leaves.
 from __future__ import annotations
 
 import html
+import io
+import re
 import textwrap
 from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
@@ -22,12 +24,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from branchwise.cli.render import expanded_nodes, node_scores
 from branchwise.trees.trace import TraversalTrace
 from branchwise.trees.tree import Tree
 
-STEP_HEADERS = ["iter", "expanded", "node", "role", "raw", "calibrated", "path", "reasoning"]
+STEP_HEADERS = ["iter", "expanded → scored node", "raw", "calibrated", "path", "reasoning"]
+STEP_WIDTHS = ["9%", "37%", "11%", "15%", "11%", "17%"]
 EVIDENCE_HEADERS = ["chunk", "title", "route", "round", "score", "in context"]
 _CMAP = "viridis"
 _UNSCORED = "#d9d9d9"
@@ -48,6 +52,24 @@ def _as_agent(trace: Any) -> SimpleNamespace:
     return SimpleNamespace(navigation=navigations(trace))
 
 
+def path_relevance(trace: Any) -> dict[str, float]:
+    """Node id → the best path relevance any of the trace's navigations gave it.
+
+    An agent answer may navigate several times (one query per round); a node is as relevant
+    as the best query found it, so one picture can show them all.
+    """
+    best: dict[str, float] = {}
+    for nav in navigations(trace):
+        for nid, p in node_scores(SimpleNamespace(navigation=[nav])).items():
+            best[nid] = max(p, best.get(nid, p))
+    return best
+
+
+def expanded_in(trace: Any) -> list[str]:
+    """Nodes the navigator expanded, in order (repeats kept)."""
+    return expanded_nodes(_as_agent(trace))
+
+
 def highlighted_leaves(trace: Any, tree: Tree, chunk_ids: Iterable[str] = ()) -> list[str]:
     """Leaf node ids to draw the path to: the cited chunks, else each navigation's best leaf."""
     leaves = [leaf.id for cid in chunk_ids if (leaf := tree.leaf_for_chunk(cid)) is not None]
@@ -58,8 +80,8 @@ def highlighted_leaves(trace: Any, tree: Tree, chunk_ids: Iterable[str] = ()) ->
 
 def explored_nodes(trace: Any, tree: Tree, *, max_nodes: int = 60, keep: Sequence[str] = ()) -> set[str]:
     """Expanded nodes, the children they scored (best ``max_nodes`` by path score), ancestors."""
-    scores = node_scores(_as_agent(trace))
-    expanded = [n for n in expanded_nodes(_as_agent(trace)) if n in tree.nodes]
+    scores = path_relevance(trace)
+    expanded = [n for n in expanded_in(trace) if n in tree.nodes]
     children = {
         item for nav in navigations(trace) for step in nav.steps
         for item, role in zip(step.items, step.roles) if role == "child" and item in tree.nodes
@@ -95,55 +117,77 @@ def tree_layout(tree: Tree, nodes: set[str]) -> dict[str, tuple[float, float]]:
 
 def _label(tree: Tree, nid: str, score: float | None) -> str:
     node = tree[nid]
-    name = textwrap.shorten(node.chunk_id or nid, 18, placeholder="…") if node.is_leaf else nid
-    return f"{name}\n{score:.2f}" if score is not None else name
+    name = textwrap.shorten(node.chunk_id or nid, 22, placeholder="…") if node.is_leaf else nid
+    if nid == tree.root:
+        name = f"root {nid}"
+    return f"{name}  {score:.2f}" if score is not None and node.is_leaf else (
+        f"{name}\n{score:.2f}" if score is not None else name)
 
 
 def draw_traversal(
-    trace: Any, tree: Tree, *, cited: Iterable[str] = (), max_nodes: int = 60, title: str | None = None
+    trace: Any, tree: Tree, *, cited: Iterable[str] = (), max_nodes: int = 60, title: str | None = None,
+    navigation: int | None = None,
 ) -> Figure:
-    """The explored tree: colour = path relevance, thick outline = expanded, red = path to ``cited``."""
+    """The explored tree: colour = path relevance, thick outline = expanded, red = path to ``cited``.
+
+    With several navigations (agent rounds), nodes show their best path relevance over all
+    of them; ``navigation=i`` draws the ``i``-th navigation alone.
+    """
+    n_navs = len(navigations(trace))
+    if navigation is not None:
+        trace = navigations(trace)[navigation]
     leaves = highlighted_leaves(trace, tree, cited)
     nodes = explored_nodes(trace, tree, max_nodes=max_nodes, keep=leaves)
     pos = tree_layout(tree, nodes)
-    scores = node_scores(_as_agent(trace))
-    expanded = set(expanded_nodes(_as_agent(trace)))
+    scores = path_relevance(trace)
+    expanded = set(expanded_in(trace))
     on_path = {(p, c) for leaf in leaves for c, p in zip(tree.path_to_root(leaf), tree.path_to_root(leaf)[1:])}
-    width = min(18.0, max(7.0, 0.75 * (max((x for x, _ in pos.values()), default=0.0) + 1)))
+    n_cols = max((x for x, _ in pos.values()), default=0.0) + 1
     depth = max((-y for _, y in pos.values()), default=0.0)
-    fig = Figure(figsize=(width, 1.3 + 1.25 * (depth + 1)), layout="constrained")
+    fig = Figure(figsize=(min(16.0, max(8.0, 0.62 * n_cols)), 2.2 + 1.1 * depth), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.set_axis_off()
     if not pos:
         ax.text(0.5, 0.5, "no tree navigation in this answer", ha="center", va="center", fontsize=12, color="#555")
         return fig
-    norm = Normalize(0.0, 1.0)
-    cmap = ScalarMappable(norm=norm, cmap=_CMAP)
+    cmap = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=_CMAP)
     for nid in pos:
         for c in tree[nid].children:
             if c in pos:
                 hot = (nid, c) in on_path
                 (x0, y0), (x1, y1) = pos[nid], pos[c]
-                ax.plot([x0, x1], [y0, y1], color=_PATH if hot else "#9e9e9e", lw=2.6 if hot else 0.9,
+                ax.plot([x0, x1], [y0, y1], color=_PATH if hot else "#b0b0b0", lw=2.8 if hot else 1.0,
                         zorder=2 if hot else 1)
     for nid, (x, y) in pos.items():
         score = scores.get(nid)
         face = cmap.to_rgba(score) if score is not None else _UNSCORED
         ring = _PATH if nid in leaves else ("black" if nid in expanded else "#777777")
-        ax.scatter([x], [y], s=520 if nid in expanded else 300, c=[face], edgecolors=ring,
+        ax.scatter([x], [y], s=420 if nid in expanded else 230, c=[face], edgecolors=ring,
                    linewidths=2.4 if (nid in expanded or nid in leaves) else 0.8, zorder=3)
-        dark = score is not None and score < 0.55
-        ax.text(x, y - 0.28, _label(tree, nid, score), ha="center", va="top", fontsize=7.5, zorder=4,
-                color="#222222" if not dark else "#111111")
+        if tree[nid].is_leaf:  # leaves sit side by side: slanted labels do not collide
+            ax.text(x + 0.1, y - 0.16, _label(tree, nid, score), ha="right", va="top", rotation=35,
+                    rotation_mode="anchor", fontsize=8, color=_PATH if nid in leaves else "#222222", zorder=4)
+        else:
+            ax.text(x + 0.2, y + 0.05, _label(tree, nid, score), ha="left", va="bottom", fontsize=8.5,
+                    color="#222222", zorder=4, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                     "alpha": 0.85})
     xs = [p[0] for p in pos.values()]
-    ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
-    ax.set_ylim(-depth - 0.9, 0.5)
-    fig.colorbar(cmap, ax=ax, shrink=0.7, pad=0.01, label="path relevance")
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(-depth - 1.3, 0.45)
+    fig.colorbar(cmap, ax=ax, shrink=0.75, pad=0.01, label="path relevance")
     n_exp = len(expanded & set(pos))
-    ax.set_title(title or f"explored tree: {n_exp} expanded (thick outline), {len(pos)} shown; red = path to the "
-                 "cited leaves; grey = not scored", fontsize=9.5)
+    scope = f" (best over {n_navs} navigations)" if n_navs > 1 and navigation is None else ""
+    ax.set_title(title or f"Explored tree{scope}: {n_exp} nodes expanded, {len(pos)} shown\n"
+                 "black ring = expanded · red = path to the cited leaf · grey = not scored", fontsize=10, loc="left")
     return fig
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (for ``IPython.display.Image`` or a file)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def scores_figure(trace: Any) -> Figure:
@@ -174,7 +218,8 @@ def scores_figure(trace: Any) -> Figure:
         lines_ax.plot(xs, [sum(t[k] for t in by_iter[i]) / len(by_iter[i]) for i in xs], marker="o", label=name,
                       color=color)
     lines_ax.set(xlabel="navigator iteration", ylabel="mean score over the slate", ylim=(0, 1.05),
-                 title="scores per iteration")
+                 title="scores per iteration" + (" (all navigations)" if len(navigations(trace)) > 1 else ""))
+    lines_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     lines_ax.legend(loc="best", fontsize=8)
     lines_ax.grid(alpha=0.3)
     return fig
@@ -187,22 +232,34 @@ def pool_growth_figure(trace: Any) -> Figure:
     ax = fig.add_subplot()
     rounds = list(getattr(trace, "rounds", None) or [])
     xs = [r["round"] + 1 for r in rounds]
-    ax.bar(xs, [r["pool_size"] for r in rounds], color="#c6dbef", label="pool size after the round")
-    ax.bar(xs, [len(r["new_chunk_ids"]) for r in rounds], color="#2171b5", width=0.5, label="new items")
-    ax.set(xlabel="agent round", ylabel="evidence items", title="evidence pool growth")
+    new = [len(r["new_chunk_ids"]) for r in rounds]
+    size = [r["pool_size"] for r in rounds]
+    bars_new = ax.bar([x - 0.2 for x in xs], new, width=0.38, color="#2171b5", label="new items")
+    bars_pool = ax.bar([x + 0.2 for x in xs], size, width=0.38, color="#9ecae1", label="pool size after the round")
+    for bars in (bars_new, bars_pool):
+        ax.bar_label(bars, fontsize=8, padding=2)
+    ax.set(xlabel="agent round", ylabel="evidence items", title="evidence pool growth",
+           ylim=(0, max(size + [1]) * 1.35))
     ax.set_xticks(xs)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
     return fig
 
 
-def step_rows(trace: Any) -> list[list[Any]]:
-    """One row per scored item: iteration, expanded node, item, role, raw/calibrated/path, reasoning."""
+def step_rows(trace: Any, tree: Tree | None = None) -> list[list[Any]]:
+    """One row per scored item: iteration, ``expanded → item``, raw / calibrated / path score, reasoning.
+
+    Calibration items (scored alongside the children to tie slates together) are marked
+    ``(calib.)``; with ``tree``, leaves also name their chunk (``l4 · doc.md#0``).
+    """
     rows: list[list[Any]] = []
     for nav in navigations(trace):
         for s in nav.steps:
             for i, item in enumerate(s.items):
+                node = tree.nodes.get(item) if tree is not None else None
+                name = f"{item} · {node.chunk_id}" if node is not None and node.is_leaf else item
+                role = s.roles[i] if i < len(s.roles) else "child"
                 rows.append([
-                    s.iteration, s.expanded, item, s.roles[i] if i < len(s.roles) else "",
+                    s.iteration, f"{s.expanded} → {name}" + (" (calib.)" if role != "child" else ""),
                     _num(s.raw_scores, i), _num(s.calibrated, i), _num(s.path_scores, i),
                     textwrap.shorten(s.reasoning, 160, placeholder=" …") if i == 0 and s.reasoning else "",
                 ])
@@ -210,7 +267,7 @@ def step_rows(trace: Any) -> list[list[Any]]:
 
 
 def _num(values: Sequence[float], i: int) -> float | None:
-    return round(float(values[i]), 3) if i < len(values) else None
+    return round(float(values[i]), 2) if i < len(values) else None
 
 
 def evidence_rows(trace: Any, index: Any) -> list[list[Any]]:
@@ -254,8 +311,13 @@ def usage_markdown(answer: Any) -> str:
 
 
 def escape_untrusted(text: str) -> str:
-    """Document text made inert for a Markdown/HTML view (documents are data, never markup)."""
-    return html.escape(text).replace("\n", "<br>")
+    """Document text made inert for a Markdown/HTML view (documents are data, never markup).
+
+    Blank lines separate paragraphs; single line breaks inside a paragraph become spaces,
+    so hard-wrapped source text reflows to the width of the view.
+    """
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "<br><br>".join(html.escape(p) for p in paragraphs)
 
 
 def chunk_markdown(index: Any, chunk_id: str, trace: Any = None) -> str:
@@ -268,8 +330,8 @@ def chunk_markdown(index: Any, chunk_id: str, trace: Any = None) -> str:
     if leaf is None:
         lines.append("_This chunk has no leaf in the tree (it was found by search, not navigation)._")
         return "\n".join(lines)
-    scores = node_scores(_as_agent(trace))
-    expanded = set(expanded_nodes(_as_agent(trace)))
+    scores = path_relevance(trace)
+    expanded = set(expanded_in(trace))
     lines += ["**Place in the tree** (root → leaf; p = path relevance for this question, ★ = expanded):", ""]
     for depth, nid in enumerate(reversed(tree.path_to_root(leaf.id))):
         node = tree[nid]

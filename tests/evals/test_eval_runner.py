@@ -146,3 +146,17 @@ def test_unknown_system_lists_the_available_ones(hotpot: EvalDataset, tmp_path: 
         run_eval(hotpot, ["bm26"], _config(tmp_path / "x"), embedder=HashingEmbedder())
     with pytest.raises(InputError, match="needs an LLM"):
         run_eval(hotpot, ["naive_rag"], _config(tmp_path / "y"), embedder=HashingEmbedder())
+
+
+def test_tree_systems_build_the_tree_once_with_extractive_summaries(hotpot: EvalDataset, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = EvalConfig(out_dir=out, n_resamples=200, progress=False, tree_summaries="extractive")
+    result = run_eval(hotpot, ["raptor", "navigator:embedding"], config, embedder=HashingEmbedder())
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["tree"]["leaves"] == meta["chunks"] and meta["tree_build"]["llm_calls"] == 0
+    assert (out / "index" / "tree.json").exists()
+    assert {r["system"] for r in result.records} == {"raptor", "navigator:embedding"}
+    assert all(r["retrieved"] and r["metrics"]["llm_calls"] == 0 for r in result.records)
+    # the tree is reused: a second run with another system does not rebuild it
+    again = run_eval(hotpot, ["raptor"], config, embedder=HashingEmbedder())
+    assert "tree_build" not in json.loads((out / "run.json").read_text()) and len(again.records) == N_QUESTIONS

@@ -137,3 +137,16 @@ def test_exact_only_resolution_keeps_distinct_keys_apart(tmp_path) -> None:
     _, builder = _builder(tmp_path, table, config=cfg)
     graph, rep = builder.build(chunks)
     assert len(graph) == 2 and rep.merges["new"] == 2
+
+
+def test_delete_documents_also_clears_failures_and_empty_extractions(tmp_path) -> None:
+    table = dict(FILM_EXTRACTIONS, London="{{ garbage", Inception={"entities": [], "relations": []})
+    _, builder = _builder(tmp_path, table)
+    graph, rep = builder.build(FILM_CHUNKS)
+    assert rep.failed == 1 and "films#0" not in graph.chunk_ids()  # failed / nothing extracted
+    builder.delete_documents(graph, ["places", "films"])
+    assert load_failures(tmp_path / "graph") == []
+    cached = [json.loads(line)["extraction"]["chunk_id"]
+              for line in (tmp_path / "graph" / "extractions.jsonl").read_text().splitlines()]
+    assert sorted(cached) == ["people#0", "people#1"]
+    graph.validate()

@@ -20,7 +20,7 @@ from branchwise.trees.priors import (
     RetrievalPriorConfig,
 )
 from branchwise.trees.scorers import EmbeddingScorer, YesNoScorer
-from branchwise.trees.slates import SlateScores
+from branchwise.trees.slates import SlateItem, SlateScores
 from branchwise.trees.tree import Node, Tree
 from branchwise.types import Chunk
 
@@ -132,20 +132,20 @@ def test_real_index_resources_and_priors(real_embedder, tmp_path):
     vecs = real_embedder.embed([n.summary for n in internal])
     idx.save_tree(tree, {n.id: v for n, v in zip(internal, vecs)})
     res = TreeResources.from_index(idx)
-    prior = res.prior.for_query("Kepler elliptical orbits of planets")
-    items = [s for s in navigate(res, EmbeddingScorer(res.prior.vectors, real_embedder),
-                                  "Kepler elliptical orbits of planets").trace.steps]
-    assert items and items[0].items == ["aero", "bake", "astro"]
-    out = navigate(res, EmbeddingScorer(res.prior.vectors, real_embedder), "Kepler elliptical orbits of planets")
+    question = "Kepler elliptical orbits of planets"
+    out = navigate(res, EmbeddingScorer(res.prior.vectors, real_embedder), question)
+    assert out.trace.steps[0].items == ["aero", "bake", "astro"]
     assert out.ranked[0].chunk_id == "astro.md#2"
     assert res.texts("astro2") == chunks["astro.md#2"].text and res.texts("astro") == TOPICS["astro"][0]
-    leaf_items = next(s for s in out.trace.steps if s.expanded == "astro")
-    assert leaf_items.items[:3] == ["astro0", "astro1", "astro2"]
-    from branchwise.trees.slates import SlateItem
-
-    sc = prior.scores([SlateItem("astro2", "", True, "astro.md#2"), SlateItem("astro", "", False)])
-    assert sc["bm25"][0] == pytest.approx(1.0) and sc["bm25"][1] is None  # best BM25 hit, normalised
-    assert sc["dense"][0] > 0.3
+    leaf_slate = next(s for s in out.trace.steps if s.expanded == "astro")
+    assert leaf_slate.items[:3] == ["astro0", "astro1", "astro2"]
+    # priors read from the index: BM25 (normalised by the best hit, and passed up the tree)
+    # and the cosine of Chroma-stored vectors
+    prior = res.prior.for_query(question)
+    sc = prior.scores([SlateItem("astro2", "", True, "astro.md#2"), SlateItem("astro", "", False),
+                       SlateItem("bake1", "", True, "bake.md#1")])
+    assert sc["bm25"] == [pytest.approx(1.0), pytest.approx(1.0), 0.0]
+    assert sc["dense"][0] > 0.3 > sc["dense"][2]
     assert np.allclose(np.linalg.norm(res.prior.vectors.vectors(["astro", "astro2"]), axis=1), 1.0, atol=1e-4)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,14 +49,24 @@ class StreamingScriptedLLM(ScriptedLLM):
 
     delay_s: float = 0.02
     streamed: list[str] = field(default_factory=list)
+    active: int = 0
+    max_active: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def stream_chat(self, messages: Sequence[Message], params: GenParams = GenParams()) -> Iterator[str]:
-        text = self._reply(messages)
-        for i, word in enumerate(text.split(" ")):
-            time.sleep(self.delay_s)
-            piece = word if i == 0 else " " + word
-            self.streamed.append(piece)
-            yield piece
+        with self._lock:
+            text = self._reply(messages)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            for i, word in enumerate(text.split(" ")):
+                time.sleep(self.delay_s)
+                piece = word if i == 0 else " " + word
+                self.streamed.append(piece)
+                yield piece
+        finally:
+            with self._lock:
+                self.active -= 1
 
 
 def free_port() -> int:
