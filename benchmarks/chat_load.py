@@ -95,7 +95,8 @@ def build_demo_index(out: Path, embedder: Any) -> Path:
 
     if not (out / "manifest.json").is_file():
         config = IndexConfig(chunk=IndexBuildConfig(embedder_spec="default"), graph="off",
-                             tree=TreeConfig(max_children=4, summary=SummaryConfig(mode="extractive", summary_tokens=64)))
+                             tree=TreeConfig(max_children=4,
+                                             summary=SummaryConfig(mode="extractive", summary_tokens=64)))
         build_index(demo_corpus_dir(), out, embedder=embedder, config=config, progress=False)
     return out
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> Report:
     config = ServerConfig(workdir=work, chat_concurrency=args.concurrency, queue_size=max(64, 2 * args.sessions))
     pool = ModelPool(llms={args.llm: llm}, embedders={"default": embedder}, allow_custom=False)
     app = make_app(index, workdir=work, pool=pool, config=config, defaults=ChatSettings(llm=args.llm))
-    _, url, _ = launch_app(app, config, block=False)
+    url = launch_app(app, config)
     assert url.startswith("http://127.0.0.1:"), url
     kwargs = {"rounds": args.rounds, "budget_tokens": args.budget, "iterations": args.iterations}
     try:
@@ -175,7 +176,8 @@ def run(args: argparse.Namespace) -> Report:
     lat = [o.latency_s for o in outcomes if o.ok]
     first = [o.first_update_s for o in outcomes if o.first_update_s is not None]
     return Report(
-        sessions=args.sessions, errors=sum(not o.ok for o in outcomes), not_found=sum(o.ok and not o.found for o in outcomes),
+        sessions=args.sessions, errors=sum(not o.ok for o in outcomes),
+        not_found=sum(o.ok and not o.found for o in outcomes),
         p50_s=percentile(lat, 50), p95_s=percentile(lat, 95), max_s=max(lat, default=float("nan")),
         first_update_p50_s=percentile(first, 50), first_update_p95_s=percentile(first, 95), wall_s=wall,
         throughput_qpm=60 * len(lat) / wall if wall else 0.0, llm_calls=sum(o.llm_calls for o in outcomes),
@@ -197,6 +199,8 @@ def main() -> None:
     p.add_argument("--out", default=None, help="write the report as JSON here")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "branchwise.agents", "branchwise.generation"):  # one line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     report = run(args)
     print(f"\nchat load: {report.sessions} concurrent sessions, app concurrency {report.concurrency}, LLM {report.llm}")
     print(f"errors: {report.errors} (target 0); answered 'not found': {report.not_found}")

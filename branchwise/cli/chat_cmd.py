@@ -42,7 +42,8 @@ def run_chat(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio-cache"))
     if args.dir is not None and not (Path(args.dir) / "manifest.json").is_file():
         raise InputError(f"{args.dir} is not an index directory (no manifest.json).",
-                         fix=f"build one with `branchwise index DOCS --out {args.dir}`, or omit DIR and build in the app.")
+                         fix=f"build one with `branchwise index DOCS --out {args.dir}`, "
+                             "or omit DIR and build one in the app.")
     settings = settings_from_args(args)
     config = ServerConfig(workdir=workdir, host=args.host, port=args.port, share=args.share,
                           auth=parse_auth(args.auth), chat_concurrency=args.concurrency)
@@ -55,6 +56,7 @@ def run_chat(args: argparse.Namespace) -> int:
         check_share_possible()  # fail before loading anything
     app = make_app(args.dir, workdir=workdir, config=config,
                    defaults=ChatSettings(llm=settings.llm, embedder=settings.embedder))
-    print(f"branchwise chat: work directory {workdir}; press Ctrl+C to stop")
-    launch_app(app, config, block=True)
+    url = launch_app(app, config)
+    print(f"branchwise chat: {url}  (work directory {workdir}; Ctrl+C stops it)", flush=True)
+    app.block_thread()
     return 0

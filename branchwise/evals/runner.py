@@ -35,6 +35,7 @@ from branchwise.evals.scoring import score_output
 from branchwise.evals.systems import System, SystemContext, available_systems, build_systems
 from branchwise.evals.workspace import ensure_tree, prepare_index
 from branchwise.models.base import LLM, Embedder
+from branchwise.types import Usage
 from branchwise.retrieval.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -176,43 +177,62 @@ def run_eval(
                              progress=config.progress) if needs_tree else None
     ctx = SystemContext(index, llm_factory, out / "cache" / "llm.sqlite", k=config.k, rag_k=config.rag_k)
     systems = build_systems(system_names, ctx)
-    meta = {"dataset": data.name, "kind": data.kind, "questions": len(data.questions),
-            "documents": len(data.corpus), "chunks": len(index.chunks), "systems": system_names,
-            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-            "uses_llm": needs_llm, "tree": index.tree.stats() if index.tree is not None else None}
-    if tree_usage is not None:
-        meta["tree_build"] = asdict(tree_usage)
+    meta = _run_meta(out, data, index, system_names, config, needs_llm, tree_usage)
     atomic_write_json(out / "run.json", meta)
 
     index.embedder.embed_query("warm-up")  # model start-up must not count as the first query's latency
     results = ResultsFile(out / RESULTS_FILE)
     done = {(r["system"], r["qid"]) for r in results.load()}
-    chunk_doc = lambda cid: index.chunks.get(cid).doc_id  # noqa: E731
-    chunk_text = lambda cid: index.chunks.get(cid).text  # noqa: E731
-
-    def one(system: System, q: EvalQuestion) -> None:
-        output = system.run(q.prompt_text())
-        record = {"system": system.name, **score_output(q, output, data.kind, chunk_doc, chunk_text)}
-        results.append(record)
-
     for system in systems:
         todo = [q for q in data.questions if (system.name, q.id) not in done]
-        if not todo:
-            continue
-        bar = tqdm(total=len(todo), desc=system.name, unit="q", disable=not config.progress)
-        if config.parallel and system.name in {n for n, s in available_systems().items() if s.needs_llm}:
-            with ThreadPoolExecutor(config.workers) as pool:
-                for fut in [pool.submit(one, system, q) for q in todo]:
-                    fut.result()
-                    bar.update(1)
-        else:
-            for q in todo:
-                one(system, q)
-                bar.update(1)
-        bar.close()
+        if todo:
+            parallel = config.parallel and available_systems()[system.name].needs_llm
+            _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1, config.progress)
 
     qids = {q.id for q in data.questions}
     records = [r for r in results.load() if r["system"] in system_names and r["qid"] in qids]
     summary = write_report(out, records, meta, reference=_reference(system_names, config),
                            seed=config.seed, n_resamples=config.n_resamples)
     return RunResult(out, records, summary)
+
+
+def _run_system(
+    system: System, questions: list[EvalQuestion], kind: str, index: Any, results: ResultsFile, workers: int,
+    progress: bool,
+) -> None:
+    """Run one system on ``questions``, appending each scored record as soon as it is done."""
+
+    def one(q: EvalQuestion) -> None:
+        output = system.run(q.prompt_text())
+        record = score_output(q, output, kind, lambda c: index.chunks.get(c).doc_id, lambda c: index.chunks.get(c).text)
+        results.append({"system": system.name, **record})
+
+    with tqdm(total=len(questions), desc=system.name, unit="q", disable=not progress) as bar:
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                for fut in [pool.submit(one, q) for q in questions]:
+                    fut.result()
+                    bar.update(1)
+        else:
+            for q in questions:
+                one(q)
+                bar.update(1)
+
+
+def _run_meta(
+    out: Path, data: EvalDataset, index: Any, names: list[str], config: EvalConfig, uses_llm: bool,
+    tree_usage: Usage | None,
+) -> dict[str, Any]:
+    """``run.json``: what was run on what; keeps the tree's build cost from the run that built it."""
+    meta: dict[str, Any] = {
+        "dataset": data.name, "kind": data.kind, "questions": len(data.questions), "documents": len(data.corpus),
+        "chunks": len(index.chunks), "systems": names, "uses_llm": uses_llm,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "tree": index.tree.stats() if index.tree is not None else None,
+    }
+    old = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    if tree_usage is not None:
+        meta["tree_build"] = asdict(tree_usage)
+    elif index.tree is not None and old.get("tree_build"):
+        meta["tree_build"] = old["tree_build"]
+    return meta

@@ -178,10 +178,17 @@ def extract_citations(text: str, sources: Sequence[Source], quote_chars: int = 1
 
 
 def is_not_found(text: str) -> bool:
-    """True when the model declined: ``NOT_FOUND``, or a refusal with no citation marker."""
-    if NOT_FOUND_TOKEN in text or not text.strip():
+    """True when the model declined.
+
+    That is: an empty reply, one that starts with ``NOT_FOUND``, or a ``NOT_FOUND`` / refusal
+    phrase with no citation marker. A cited answer that also says part of the question is
+    not covered ("... [1]; the year is NOT_FOUND") is kept: it does answer from a source.
+    """
+    stripped = text.strip()
+    if not stripped or stripped.startswith(NOT_FOUND_TOKEN):
         return True
-    return bool(_REFUSAL.search(text)) and not _MARKER.search(text)
+    declined = NOT_FOUND_TOKEN in stripped or bool(_REFUSAL.search(stripped))
+    return declined and not _MARKER.search(stripped)
 
 
 def best_source(text: str, sources: Sequence[Source]) -> Source | None:

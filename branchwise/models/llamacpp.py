@@ -35,13 +35,19 @@ log = logging.getLogger(__name__)
 
 
 def default_threads() -> int:
-    """``BRANCHWISE_THREADS`` or the CPU count."""
+    """``BRANCHWISE_THREADS``, else the CPUs this process may run on (cgroup/affinity aware).
+
+    llama.cpp slows down sharply when given more threads than cores, so the affinity mask
+    (what ``nproc`` reports) is used rather than the machine's total CPU count.
+    """
     env = os.environ.get("BRANCHWISE_THREADS")
     if env:
         try:
             return max(1, int(env))
         except ValueError as e:
             raise InputError(f"BRANCHWISE_THREADS={env!r} is not an integer.", fix="set it to e.g. 2.") from e
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
 
 

@@ -1,8 +1,9 @@
 """The Gradio chat demo: streamed answers, citation chips, the trace picture, settings.
 
-    from branchwise.ui import make_app, launch_app
+    from branchwise.ui import ServerConfig, launch_app, make_app
     app = make_app("my-index", workdir=Path("chat-work"))
-    launch_app(app, ServerConfig(workdir=Path("chat-work")))      # http://127.0.0.1:7860
+    url = launch_app(app, ServerConfig(workdir=Path("chat-work")))   # http://127.0.0.1:7860/
+    app.block_thread()
 
 Layout: the chat on the left (the agent's steps stream into a collapsible "thought"
 message, then the answer streams token by token; the answer's sources appear below it as
@@ -35,12 +36,14 @@ TITLE = "branchwise chat"
 CSS = """
 #citation-chips .wrap { gap: 6px; }
 #citation-chips label { border-radius: 999px !important; padding: 2px 12px !important; font-size: 0.9em; }
-#citation-chips label.selected { background: var(--color-accent-soft) !important; color: var(--body-text-color) !important; }
+#citation-chips label.selected { background: var(--color-accent-soft) !important;
+                                color: var(--body-text-color) !important; }
 #citation-chips label.selected span { color: var(--body-text-color) !important; }
 #chunk-view blockquote { white-space: normal; border-left: 3px solid var(--color-accent); padding-left: 10px; }
 #usage-line { font-size: 0.9em; }
 """
 _NO_TRACE = "_Ask a question to see how the navigator explored the tree._"
+_NO_SOURCES = "Sources (appear after an answer)"
 _NO_CHUNK = "_Click a source chip under an answer to read the cited chunk and see its place in the tree._"
 
 
@@ -137,7 +140,7 @@ class _Handlers:
         return tv.chunk_markdown(self.service.open_index(session.index_name), chunk_id, answer.trace)
 
     def clear(self) -> tuple[Any, ...]:
-        return ([], ChatSession(), gr.update(choices=[], value=None, label="Sources (appear after an answer)"), _NO_CHUNK, None, _NO_TRACE,
+        return ([], ChatSession(), gr.update(choices=[], value=None, label=_NO_SOURCES), _NO_CHUNK, None, _NO_TRACE,
                 {"headers": tv.STEP_HEADERS, "data": []}, {"headers": tv.EVIDENCE_HEADERS, "data": []}, {})
 
     def index_info(self, name: str | None) -> str:
@@ -225,7 +228,7 @@ def make_app(
                                      elem_id="question", autofocus=True, max_lines=4)
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                     clear = gr.Button("Clear", scale=1, min_width=80)
-                chips = gr.Radio(choices=[], label="Sources (appear after an answer)", elem_id="citation-chips",
+                chips = gr.Radio(choices=[], label=_NO_SOURCES, elem_id="citation-chips",
                                  interactive=True)
                 chunk_view = gr.Markdown(_NO_CHUNK, elem_id="chunk-view", container=True)
             with gr.Column(scale=10, min_width=420):
@@ -256,7 +259,8 @@ def make_app(
                 with gr.Tab("Settings", elem_id="settings-tab"):
                     llm = gr.Dropdown(pool.llm_specs(), value=defaults.llm, label="LLM",
                                       allow_custom_value=pool.allow_custom, info="default = embedded Qwen2.5 1.5B")
-                    emb = gr.Dropdown(pool.embedder_specs(), value=defaults.embedder, label="Embedder (for new indexes)",
+                    emb = gr.Dropdown(pool.embedder_specs(), value=defaults.embedder,
+                                      label="Embedder (for new indexes)",
                                       allow_custom_value=pool.allow_custom)
                     scorer = gr.Radio(list(SCORER_CHOICES), value=defaults.scorer, label="Tree scorer",
                                       info="embedding: no LLM calls; yesno / llm: the LLM judges each slate")
@@ -303,13 +307,19 @@ def check_share_possible() -> None:
         )
 
 
-def launch_app(app: gr.Blocks, config: ServerConfig, *, block: bool = True) -> tuple[Any, str, str | None]:
-    """Serve ``app`` with offline-safe defaults (loopback, no analytics, no monitoring, no SSR)."""
+def launch_app(app: gr.Blocks, config: ServerConfig) -> str:
+    """Start serving ``app`` in the background with offline-safe settings; returns its URL.
+
+    Loopback unless ``config.host`` says otherwise, no analytics, no monitoring endpoint, no
+    server-side rendering, no MCP server, no run history. Call ``app.block_thread()`` to
+    serve until interrupted, ``app.close()`` to stop.
+    """
     if config.share:
         check_share_possible()
-    return app.launch(
+    _, local_url, share_url = app.launch(
         server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
-        prevent_thread_lock=not block, show_error=True, quiet=not block, max_file_size=f"{config.max_upload_mb}mb",
+        prevent_thread_lock=True, show_error=True, quiet=True, max_file_size=f"{config.max_upload_mb}mb",
         enable_monitoring=False, ssr_mode=False, pwa=False, mcp_server=False, run_history=False,
         footer_links=["api", "settings"], css=CSS, theme=gr.themes.Soft(), inbrowser=False,
     )
+    return str(share_url or local_url)

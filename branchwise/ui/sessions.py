@@ -302,9 +302,7 @@ class ChatService:
                 update.elapsed_s = time.perf_counter() - t0
                 if event.kind == "token":
                     update.text += event.message
-                elif event.kind == "progress":
-                    update.steps.append(event.message)
-                elif event.kind == "step" and event.node in _STEP_NODES:
+                elif event.kind == "progress" or (event.kind == "step" and event.node in _STEP_NODES):
                     update.steps.append(event.message)
                 elif event.kind == "answer":
                     update.answer = event.answer

@@ -17,6 +17,7 @@ import html
 import io
 import re
 import textwrap
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
 
@@ -81,10 +82,10 @@ def highlighted_leaves(trace: Any, tree: Tree, chunk_ids: Iterable[str] = ()) ->
 def explored_nodes(trace: Any, tree: Tree, *, max_nodes: int = 60, keep: Sequence[str] = ()) -> set[str]:
     """Expanded nodes, the children they scored (best ``max_nodes`` by path score), ancestors."""
     scores = path_relevance(trace)
-    expanded = [n for n in expanded_in(trace) if n in tree.nodes]
+    expanded = list(dict.fromkeys(n for n in expanded_in(trace) if n in tree.nodes))
     children = {
         item for nav in navigations(trace) for step in nav.steps
-        for item, role in zip(step.items, step.roles) if role == "child" and item in tree.nodes
+        for item, role in zip(step.items, step.roles, strict=False) if role == "child" and item in tree.nodes
     }
     ranked = sorted(children - set(expanded), key=lambda n: -scores.get(n, 0.0))
     chosen = set(expanded) | set(ranked[: max(0, max_nodes - len(expanded))]) | {k for k in keep if k in tree.nodes}
@@ -141,7 +142,7 @@ def draw_traversal(
     pos = tree_layout(tree, nodes)
     scores = path_relevance(trace)
     expanded = set(expanded_in(trace))
-    on_path = {(p, c) for leaf in leaves for c, p in zip(tree.path_to_root(leaf), tree.path_to_root(leaf)[1:])}
+    on_path = {(p, c) for leaf in leaves for c, p in pairwise(tree.path_to_root(leaf))}
     n_cols = max((x for x, _ in pos.values()), default=0.0) + 1
     depth = max((-y for _, y in pos.values()), default=0.0)
     fig = Figure(figsize=(min(16.0, max(8.0, 0.62 * n_cols)), 2.2 + 1.1 * depth), layout="constrained")
@@ -211,7 +212,7 @@ def scores_figure(trace: Any) -> Figure:
     fig.colorbar(points, ax=scatter_ax, label="iteration")
     by_iter: dict[int, list[tuple[float, float, float]]] = {}
     for s in steps:
-        for r, c, p in zip(s.raw_scores, s.calibrated, s.path_scores):
+        for r, c, p in zip(s.raw_scores, s.calibrated, s.path_scores, strict=False):
             by_iter.setdefault(s.iteration, []).append((r, c, p))
     xs = sorted(by_iter)
     for k, (name, color) in enumerate([("raw", "#1f77b4"), ("calibrated", "#ff7f0e"), ("path", "#2ca02c")]):
@@ -275,7 +276,7 @@ def evidence_rows(trace: Any, index: Any) -> list[list[Any]]:
     removed = set((getattr(trace, "compression", None) or {}).get("removed", []))
     best: dict[str, list[Any]] = {}
     for r in getattr(trace, "retrievals", None) or []:
-        for cid, score in zip(r["chunk_ids"], r["scores"]):
+        for cid, score in zip(r["chunk_ids"], r["scores"], strict=False):
             row = best.get(cid)
             if row is None:
                 best[cid] = [cid, _title(index, cid), r["source"], r["round"] + 1, round(float(score), 3),
@@ -338,5 +339,6 @@ def chunk_markdown(index: Any, chunk_id: str, trace: Any = None) -> str:
         p = f"p={scores[nid]:.2f}" if nid in scores else "p=—"
         star = " ★" if nid in expanded else ""
         text = "this chunk" if node.is_leaf else textwrap.shorten(node.summary or "(no summary)", 220, placeholder=" …")
-        lines.append(f"{'&nbsp;' * 4 * depth}{'└ ' if depth else ''}**{nid}** ({p}{star}): {escape_untrusted(text)}<br>")
+        indent = "&nbsp;" * 4 * depth + ("└ " if depth else "")
+        lines.append(f"{indent}**{nid}** ({p}{star}): {escape_untrusted(text)}<br>")
     return "\n".join(lines)

@@ -51,6 +51,8 @@ def test_extract_citations_maps_markers_to_chunk_ids_in_first_use_order() -> Non
         ("The sources do not mention his birthplace.", True),
         ("Dublin [1]", False),
         ("Dublin. The sources do not mention the year [1].", False),
+        ("Dublin [1]; the year is NOT_FOUND.", False),
+        ("The answer is NOT_FOUND.", True),
     ],
 )
 def test_is_not_found(text: str, expected: bool) -> None:

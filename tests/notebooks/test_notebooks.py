@@ -102,7 +102,8 @@ def test_quickstart_indexes_asks_and_cites(kernel_dir: Path, monkeypatch: pytest
     nb = run_notebook("quickstart", kernel_dir, monkeypatch, tmp_path,
                       {"BRANCHWISE_NB_WORKDIR": str(work), "BRANCHWISE_NB_CORPUS": str(DEMO_CORPUS)}, timeout=300)
     out = stdout(nb)
-    chunk_ids = [json.loads(line)["id"] for line in (work / "quickstart-index" / "chunks.jsonl").read_text().splitlines()]
+    chunks_file = work / "quickstart-index" / "chunks.jsonl"
+    chunk_ids = [json.loads(line)["id"] for line in chunks_file.read_text().splitlines()]
     assert f"chunks: {len(chunk_ids)};" in out
     answer = re.search(r"^A: (.+)$", out, re.M)
     assert answer and answer.group(1).strip() and answer.group(1) != "Not found in the corpus.", out

@@ -7,6 +7,7 @@ this process (``prevent_thread_lock``), exactly as ``branchwise chat`` serves it
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -38,8 +39,10 @@ def grounded_reply(messages: Sequence[Message]) -> str:
         number, text = max(sources, key=lambda s: (len(q & set(_WORD.findall(s[1].lower()))), -int(s[0])))
         sentence = next((s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) > 5), text[:160])
         return f"From the documentation: {sentence} [{number}]"
-    if "decompose questions" in system:
-        return '{"triples": [], "sub_questions": []}'
+    if "decompose questions" in system:  # one triple whose unknown is the answer
+        question = user.rsplit("Question:", 1)[-1].removesuffix("JSON:").strip()
+        return json.dumps({"triples": [{"subject": "?answer", "relation": "answers", "object": question}],
+                           "sub_questions": []})
     return "{}"
 
 
@@ -114,8 +117,7 @@ def start_app(index: Path, workdir: Path, llms: dict[str, Any], embedder: Any, *
     pool = ModelPool(llms=llms, embedders={"default": embedder}, allow_custom=False)
     app = make_app(index, workdir=workdir, pool=pool, config=config,
                    defaults=ChatSettings(llm=llm, rounds=1, iterations=6))
-    _, url, _ = launch_app(app, config, block=False)
-    return app, url
+    return app, launch_app(app, config)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_question_streams_steps_and_tokens_then_an_answer_with_citations(live_ap
     assert any(r[1].endswith(f"{leaf_of_cited} · {cited[0]}") for r in rows)  # the cited leaf was scored
     pool = {r[0]: r for r in final[POOL]["data"]}
     assert cited[0] in pool and pool[cited[0]][5] == "yes" and pool[cited[0]][2] == "tree"
-    assert "**LLM calls** 3" in final[USAGE] and "stopped: max_rounds" in final[USAGE]
+    assert "**LLM calls** 2" in final[USAGE] and "stopped: max_rounds" in final[USAGE]  # plan + answer
 
 
 def test_citation_chip_opens_the_chunk_and_its_path_in_the_tree(live_app, demo_index: Path) -> None:
@@ -151,7 +151,8 @@ def test_sessions_run_concurrently_and_keep_their_own_state(live_app, demo_index
         t.join(timeout=240)
     llm.delay_s = 0.02
     assert not errors, errors
-    assert len(results) == len(questions), f"finished {len(results)} of {len(questions)} in {time.perf_counter() - t0:.0f} s"
+    took = time.perf_counter() - t0
+    assert len(results) == len(questions), f"finished {len(results)} of {len(questions)} in {took:.0f} s"
     assert llm.max_active >= 2  # answers were being written for two sessions at the same time
     for i, (out, view) in results.items():
         raw = out[RAW]
@@ -233,7 +234,7 @@ def test_basic_auth_is_required_when_configured(demo_index: Path, real_embedder:
     live = launch(demo_index, {"scripted": StreamingScriptedLLM(replies=grounded_reply)}, real_embedder,
                   llm="scripted", auth=("alice", "s3cret"))
     assert httpx.get(f"{live.url.rstrip('/')}/config").status_code == 401
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not login"):
         Client(live.url, verbose=False, analytics_enabled=False, auth=("alice", "wrong"))
     client = live.client(auth=("alice", "s3cret"))
     assert client.predict(DEMO_QUESTION, api_name="/ask")[RAW]["found"]
@@ -321,3 +322,72 @@ def _path_to_root(index_dir: Path, chunk_id: str) -> list[str]:
     leaf = tree.leaf_for_chunk(chunk_id)
     assert leaf is not None
     return tree.path_to_root(leaf.id)
+
+
+# -- the trace picture's pieces on a hand-built tree and trace -------------------------------
+def _toy() -> tuple[Any, Any]:
+    """Root r → a (l0, l1), b (l2, l3); two navigations with hand-set path scores."""
+    from branchwise.agents.trace import AgentTrace
+    from branchwise.trees.trace import TraversalStep, TraversalTrace
+    from branchwise.trees.tree import Node, Tree
+
+    nodes = {"r": Node("r", 2, children=["a", "b"], summary="all"),
+             "a": Node("a", 1, parent="r", children=["l0", "l1"], summary="first"),
+             "b": Node("b", 1, parent="r", children=["l2", "l3"], summary="second")}
+    for i in range(4):
+        nodes[f"l{i}"] = Node(f"l{i}", 0, parent="a" if i < 2 else "b", chunk_id=f"c{i}")
+    nav1 = TraversalTrace("q", steps=[
+        TraversalStep(1, "r", ["a", "b"], ["child", "child"], [0.6, 0.2], [0.8, 0.3], [0.8, 0.3]),
+        TraversalStep(2, "a", ["l0", "l1", "l3"], ["child", "child", "calibration"], [0.7, 0.3, 0.1],
+                      [0.9, 0.4, 0.2], [0.9, 0.4, 0.2]),
+    ], ranked=[["l0", "c0", 0.9]])
+    nav2 = TraversalTrace("gap", steps=[TraversalStep(1, "r", ["a", "b"], ["child", "child"], [0.4, 0.6],
+                                                      [0.5, 0.7], [0.5, 0.7])])
+    trace = AgentTrace(question="q", navigation=[nav1, nav2], retrievals=[
+        {"round": 0, "source": "tree", "query": "q", "chunk_ids": ["c0", "c1"], "scores": [0.9, 0.4]},
+        {"round": 1, "source": "hybrid", "query": "gap", "chunk_ids": ["c1", "c2"], "scores": [0.6, 0.1]},
+    ], compression={"method": "extractive", "budget_tokens": 10, "tokens_before": 30, "tokens_after": 10,
+                    "ratio": 0.33, "removed": ["c2"], "emptied": False})
+    return Tree(nodes=nodes, root="r", max_children=2), trace
+
+
+def test_trace_view_layout_scores_and_tables_on_a_hand_built_trace() -> None:
+    from types import SimpleNamespace
+
+    from branchwise.ui import trace_view as tv
+
+    tree, trace = _toy()
+    # best path relevance over both navigations; l3 was scored only as a calibration item
+    assert tv.path_relevance(trace) == {"a": 0.8, "b": 0.7, "l0": 0.9, "l1": 0.4, "l3": 0.2}
+    assert tv.expanded_in(trace) == ["r", "a", "r"]
+    assert tv.explored_nodes(trace, tree) == {"r", "a", "b", "l0", "l1"}  # calibration items are not drawn
+    assert tv.explored_nodes(trace, tree, max_nodes=3) == {"r", "a", "l0"}  # expanded + the best child
+    assert tv.highlighted_leaves(trace, tree, ["c1"]) == ["l1"]
+    assert tv.highlighted_leaves(trace, tree) == ["l0"]  # no citation: the best-ranked leaf
+    # leaves left to right, parents centred over their drawn children, one row per depth
+    pos = tv.tree_layout(tree, {"r", "a", "b", "l0", "l1"})
+    assert pos == {"l0": (0.0, -2.0), "l1": (1.0, -2.0), "a": (0.5, -1.0), "b": (2.0, -1.0), "r": (1.25, -0.0)}
+    rows = tv.step_rows(trace, tree)
+    assert rows[0] == [1, "r → a", 0.6, 0.8, 0.8, ""]
+    assert rows[4] == [2, "a → l3 · c3 (calib.)", 0.1, 0.2, 0.2, ""]
+    titles = SimpleNamespace(chunks=SimpleNamespace(get=lambda cid: SimpleNamespace(title=f"T{cid[1]}")))
+    assert tv.evidence_rows(trace, titles) == [
+        ["c0", "T0", "tree", 1, 0.9, "yes"],
+        ["c1", "T1", "tree", 1, 0.6, "yes"],  # the best score over both retrievals
+        ["c2", "T2", "hybrid", 2, 0.1, "no (compressed away)"],
+    ]
+
+
+def test_trace_picture_highlights_the_path_to_the_cited_leaf() -> None:
+    from matplotlib.colors import to_hex
+
+    from branchwise.ui import trace_view as tv
+
+    tree, trace = _toy()
+    fig = tv.draw_traversal(trace, tree, cited=["c1"])
+    ax = fig.axes[0]
+    red = [line for line in ax.lines if to_hex(line.get_color()) == tv._PATH]
+    assert sorted((line.get_xdata()[0], line.get_xdata()[1]) for line in red) == [(0.5, 1.0), (1.25, 0.5)]
+    assert len(ax.collections) == 5  # one marker per drawn node
+    assert "best over 2 navigations" in ax.get_title(loc="left")
+    assert tv.png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
