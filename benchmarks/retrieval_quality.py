@@ -167,12 +167,15 @@ def run_nav(bench: Bench, scorer: Scorer, queries: Sequence[Query], config: Navi
     return runs, cost
 
 
+EMB = NavigatorConfig.for_embedding_scorer()
 NAV_CONFIGS: dict[str, NavigatorConfig] = {
-    "nav emb (default)": NavigatorConfig(dense_prior_weight=0.0),
-    "nav emb, no BM25 prior": NavigatorConfig(dense_prior_weight=0.0, bm25_prior_weight=0.0),
-    "nav emb, calibration off": NavigatorConfig(dense_prior_weight=0.0, calibration=False),
-    "nav emb, alpha=0": NavigatorConfig(dense_prior_weight=0.0, alpha=0.0),
-    "nav emb, N=20": NavigatorConfig(dense_prior_weight=0.0, iterations=20),
+    "nav emb (embedding preset)": EMB,
+    "nav emb, offset_l2=1 (LLM default)": replace(EMB, calib=NavigatorConfig().calib),
+    "nav emb, no BM25 prior": replace(EMB, bm25_prior_weight=0.0),
+    "nav emb, calibration off": replace(EMB, calibration=False),
+    "nav emb, no calibration items (l=0)": replace(EMB, leaf_calibration=0),
+    "nav emb, alpha=0": replace(EMB, alpha=0.0),
+    "nav emb, N=20": replace(EMB, iterations=20),
 }
 
 #: Settings for the 1.5B model on 2 CPU cores: a narrow beam and few, short items.
@@ -218,7 +221,8 @@ def evaluate_dataset(bench: Bench, args: argparse.Namespace, scorers: dict[str, 
         lines += [head, "| system | nDCG@10 | R@10 | R@100 | cost per query |", "|---|---|---|---|---|"]
         for name, runs in flat_runs.items():
             lines.append(fmt_row(name, metrics(runs[: len(sample)], sample)))
-        runs, cost = run_nav(bench, emb, sample, LLM_NAV)
+        runs, cost = run_nav(bench, emb, sample, replace(EMB, beam=LLM_NAV.beam, iterations=LLM_NAV.iterations,
+                                                         leaf_calibration=LLM_NAV.leaf_calibration))
         lines.append(fmt_row("nav emb (same small budget)", metrics(runs, sample), f"{cost['slates']:.1f} slates"))
         for name, scorer in scorers.items():
             runs, cost = run_nav(bench, scorer, sample, replace(LLM_NAV, dense_prior_weight=args.prior_weight))

@@ -2,7 +2,8 @@
 
 Public surface: :class:`Agent` (``ask`` / ``stream`` / ``resume``), :class:`AgentConfig`,
 :func:`build_graph` (the compiled ``StateGraph``, to inspect or extend), :class:`AgentDeps`
-(the run-time context), :class:`AgentEvent` and :class:`AgentTrace`.
+(the run-time context), :class:`NavigatorSearch` (the tree route), :class:`AgentEvent` and
+:class:`AgentTrace`.
 """
 
 from branchwise.agents.agent import Agent, answer_from_state
@@ -12,6 +13,7 @@ from branchwise.agents.events import AgentEvent
 from branchwise.agents.graph import agent_builder, build_graph, make_graph
 from branchwise.agents.state import AgentState
 from branchwise.agents.trace import AgentTrace
+from branchwise.agents.tree_search import NavigatorSearch
 
 __all__ = [
     "Agent",
@@ -21,6 +23,7 @@ __all__ = [
     "AgentState",
     "AgentTrace",
     "GraphEnv",
+    "NavigatorSearch",
     "TreeSearchResult",
     "agent_builder",
     "answer_from_state",

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-questions", type=int, default=50, help="held-out questions for the recall report (0: skip)")
     p.add_argument("--positives", choices=("supporting_facts", "llm", "hybrid"), default="hybrid")
     p.add_argument("--llm-questions", type=int, default=10, help="questions labelled by the LLM in hybrid mode")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--budget", type=int, default=192, help="token budget for the recall report")

@@ -275,7 +275,8 @@ class GraphBuilder:
         """Extract ``chunks`` and merge them into ``graph`` (chunks already present are replaced)."""
         chunks = list(chunks)
         self._failures = {f.chunk_id: f for f in load_failures(self.graph_dir)}
-        present = [c.id for c in chunks if c.id in graph.chunk_ids()]
+        known = graph.chunk_ids()
+        present = [c.id for c in chunks if c.id in known]
         removal = graph.remove_chunks(present) if present else RemovalReport((), (), 0)
         report = GraphBuildReport()
         done = self._extract(chunks, report)

@@ -121,8 +121,9 @@ class CachedEmbedder:
         for h, t in zip(hashes, texts):
             if h not in found:
                 todo.setdefault(h, t)
-        self.hits += len(texts) - sum(1 for h in hashes if h in todo)
-        self.misses += len(todo)
+        with self._lock:  # a miss is a text sent to the backend; repeats in one call are hits
+            self.hits += len(texts) - len(todo)
+            self.misses += len(todo)
         if todo:
             new = np.asarray(self.inner.embed(list(todo.values())), dtype=np.float32)
             with self._lock:
@@ -130,10 +131,12 @@ class CachedEmbedder:
                     found[h] = vec
                     self._remember(h, vec)
                 if self._conn is not None:
+                    self._conn.execute("BEGIN")  # one transaction per batch, not per vector
                     self._conn.executemany(
                         "INSERT OR REPLACE INTO embeddings (model, hash, dim, vec) VALUES (?, ?, ?, ?)",
                         [(self.name, h, self.dim, v.astype(np.float32).tobytes()) for h, v in zip(todo, new)],
                     )
+                    self._conn.execute("COMMIT")
         return np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -120,6 +120,18 @@ class NavigatorConfig:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def for_embedding_scorer(cls, **overrides: object) -> NavigatorConfig:
+        """Settings for :class:`~branchwise.trees.scorers.EmbeddingScorer`.
+
+        Its cosines are already on one scale per query (unlike an LLM's slate-relative
+        judgements), so slate offsets are pinned near 0 (``offset_l2=100``), and the dense
+        prior is off because the scorer *is* the dense signal. On Vaswani this moved
+        nDCG@10 from 0.442 to 0.466; Cranfield was unchanged (0.399 / 0.398).
+        """
+        base = cls(dense_prior_weight=0.0, calib=CalibrationConfig(offset_l2=100.0))
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
 
 @dataclass(slots=True)
 class NavState:

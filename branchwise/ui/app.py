@@ -235,7 +235,8 @@ def make_app(
                 with gr.Tab("Trace", elem_id="trace-tab"):
                     plot = gr.Plot(label="Explored tree", show_label=False, format="png", elem_id="trace-plot")
                     usage = gr.Markdown(_NO_TRACE, elem_id="usage-line")
-                    with gr.Accordion("Navigation: scores per node and the scorer's reasoning", open=True):
+                    with gr.Accordion("Navigation: raw, calibrated and path scores per node "
+                                      "(reasoning comes from LLM scorers)", open=True):
                         steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=300,
                                                 column_widths=tv.STEP_WIDTHS, wrap=True, elem_id="steps-table")
                     with gr.Accordion("Evidence pool", open=False):

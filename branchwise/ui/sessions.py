@@ -243,6 +243,9 @@ class ChatSession:
 class ChatUpdate:
     """One step of a streamed question, as the UI shows it.
 
+    :meth:`ChatService.stream` yields the same object, updated in place: render it before
+    asking for the next one.
+
     Attributes:
         steps: human-readable progress lines so far.
         text: the answer text streamed so far.

@@ -305,6 +305,9 @@ def usage_markdown(answer: Any) -> str:
     ]
     if comp:
         parts.append(f"**compression** {comp.get('method')} {comp.get('tokens_before')} → {comp.get('tokens_after')}")
+    scorers = sorted({nav.scorer for nav in navigations(trace) if nav.scorer})
+    if scorers:
+        parts.append(f"**tree scorer** {', '.join(scorers)}")
     rounds = len(getattr(trace, "rounds", None) or [])
     stop = getattr(trace, "stop_reason", "") or "—"
     parts.append(f"**rounds** {rounds} (stopped: {stop})")

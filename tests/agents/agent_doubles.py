@@ -106,7 +106,7 @@ STEP_MARKERS = {
     "feedback_json": "say in a few words which information is missing",
     "feedback": "Answer Yes or No",
     "gap": "write one short search query",
-    "answer": "answer questions using only the numbered sources",
+    "answer": "You answer questions from the numbered sources",
 }
 
 

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 from agent_corpora import build_small_index, hotpot_chunks, hotpot_record
+from langgraph.runtime import Runtime
 
 from branchwise.agents import Agent, AgentConfig
+from branchwise.agents.deps import AgentDeps, GraphEnv
+from branchwise.agents.nodes_reason import feedback
+from branchwise.agents.state import EvidenceRecord
 from branchwise.agents.tree_search import NavigatorSearch
 from branchwise.trees.navigator import NavigatorConfig
 
@@ -51,3 +55,39 @@ def test_agent_answers_a_hotpotqa_question_citing_a_supporting_paragraph(
     assert set(cited) & supporting, (cited, supporting)
     assert answer.trace.navigation and answer.trace.navigation[0].scorer == "embedding"
     assert 1 <= answer.usage.llm_calls <= 3  # plan (+ one retry at most) and the answer
+
+
+@pytest.mark.real_llm
+def test_real_feedback_judges_a_supporting_pool_more_sufficient_than_a_distractor_pool(
+    real_llm: Any, shared_data: Path
+) -> None:
+    """P("Yes") from one forward pass separates a pool holding the answer from one that does not."""
+    rec = hotpot_record(shared_data, LORENZO)
+    chunks = {c.id: c for c in hotpot_chunks(rec)}
+
+    def pool(ids: list[str]) -> dict[str, EvidenceRecord]:
+        return {
+            cid: {
+                "chunk_id": cid,
+                "text": chunks[cid].text,
+                "score": 1.0,
+                "source": "hybrid",
+                "round": 0,
+                "query": rec["question"],
+                "facts": [],
+                "title": chunks[cid].title,
+            }
+            for cid in ids
+        }
+
+    supporting = pool(["Lorenzo Monaco#0", "Giotto#0"])
+    distractors = pool([cid for cid in chunks if cid not in ("Lorenzo Monaco#0", "Giotto#0")][:2])
+    cfg = AgentConfig(max_rounds=2, snippet_chars=400)
+    deps = AgentDeps(index=None, llm=real_llm)  # type: ignore[arg-type]  # feedback reads no index
+    p = {}
+    for name, ev in (("supporting", supporting), ("distractors", distractors)):
+        state = {"question": rec["question"], "round": 0, "evidence": ev, "triples": [], "usage": {}}
+        update = feedback(state, Runtime(context=deps), env=GraphEnv(cfg))  # type: ignore[arg-type]
+        p[name] = update["feedback"]["p_yes"]
+    log.info("real feedback P(Yes): %s", p)
+    assert p["supporting"] > p["distractors"]

@@ -276,3 +276,9 @@ def test_slate_items_carry_texts_and_priors():
     assert req.items[0] == SlateItem("A", "text of A", False, None, "child")
     assert req.prior["dense"] == (0.4, None, None)
     assert req.prior_mean() == [0.4, None, None]
+
+
+def test_embedding_preset_pins_offsets_and_drops_the_dense_prior():
+    cfg = NavigatorConfig.for_embedding_scorer(beam=3)
+    assert cfg.dense_prior_weight == 0.0 and cfg.calib.offset_l2 == 100.0 and cfg.beam == 3
+    assert cfg.bm25_prior_weight == NavigatorConfig().bm25_prior_weight
