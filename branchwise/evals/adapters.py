@@ -103,9 +103,13 @@ class AgentSystem:
         self._ctx = ctx
         self._agents = _require("branchwise.agents", name)
         self._compress = compress
-        self._budget = budget_tokens
         self._graph_search = self._load_graph(ctx) if graph else None
         config = self._agents.AgentConfig()
+        if compress:
+            # The agent's compress node fits the pool into AgentConfig.context_budget_tokens;
+            # with a compressor that budget is the compressor's (RECOMP default, or the variant's).
+            default = _require("branchwise.generation.compress", name).CompressionConfig().budget_tokens
+            config = replace(config, context_budget_tokens=budget_tokens or default)
         if route is not None:
             config = replace(config, retrieval=route)
         if graph:
@@ -131,9 +135,7 @@ class AgentSystem:
         with self._ctx.session_llm() as llm, Stopwatch() as sw:
             compressor = None
             if self._compress:
-                cfg = compress.CompressionConfig()  # extractive (RECOMP), its default budget
-                if self._budget is not None:
-                    cfg = replace(cfg, budget_tokens=self._budget)
+                cfg = compress.CompressionConfig(budget_tokens=self._config.context_budget_tokens)
                 compressor = compress.make_compressor(cfg, llm=llm, embedder=self._ctx.embedder)
             agent = self._agents.Agent(self._ctx.index, llm, self._config, tree_search=self._tree_search,
                                        graph_search=self._graph_search, compressor=compressor)

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -32,7 +33,7 @@ from branchwise.trees.trace import TraversalTrace
 from branchwise.trees.tree import Tree
 
 STEP_HEADERS = ["iter", "expanded → scored node", "raw", "calibrated", "path", "reasoning"]
-STEP_WIDTHS = ["9%", "37%", "11%", "15%", "11%", "17%"]
+STEP_WIDTHS: list[str | int] = ["9%", "37%", "11%", "15%", "11%", "17%"]
 EVIDENCE_HEADERS = ["chunk", "title", "route", "round", "score", "in context"]
 _CMAP = "viridis"
 _UNSCORED = "#d9d9d9"
@@ -152,7 +153,7 @@ def draw_traversal(
     if not pos:
         ax.text(0.5, 0.5, "no tree navigation in this answer", ha="center", va="center", fontsize=12, color="#555")
         return fig
-    cmap = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=_CMAP)
+    cmap = colormaps[_CMAP]
     for nid in pos:
         for c in tree[nid].children:
             if c in pos:
@@ -162,9 +163,9 @@ def draw_traversal(
                         zorder=2 if hot else 1)
     for nid, (x, y) in pos.items():
         score = scores.get(nid)
-        face = cmap.to_rgba(score) if score is not None else _UNSCORED
+        face = cmap(float(score)) if score is not None else _UNSCORED
         ring = _PATH if nid in leaves else ("black" if nid in expanded else "#777777")
-        ax.scatter([x], [y], s=420 if nid in expanded else 230, c=[face], edgecolors=ring,
+        ax.scatter([x], [y], s=420 if nid in expanded else 230, color=face, edgecolors=ring,
                    linewidths=2.4 if (nid in expanded or nid in leaves) else 0.8, zorder=3)
         if tree[nid].is_leaf:  # leaves sit side by side: slanted labels do not collide
             ax.text(x + 0.1, y - 0.16, _label(tree, nid, score), ha="right", va="top", rotation=35,
@@ -176,7 +177,8 @@ def draw_traversal(
     xs = [p[0] for p in pos.values()]
     ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
     ax.set_ylim(-depth - 1.3, 0.45)
-    fig.colorbar(cmap, ax=ax, shrink=0.75, pad=0.01, label="path relevance")
+    fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap), ax=ax, shrink=0.75, pad=0.01,
+                 label="path relevance")
     n_exp = len(expanded & set(pos))
     scope = f" (best over {n_navs} navigations)" if n_navs > 1 and navigation is None else ""
     ax.set_title(title or f"Explored tree{scope}: {n_exp} nodes expanded, {len(pos)} shown\n"

@@ -38,3 +38,17 @@ def test_agent_variants_answer_with_citations_and_usage(tree_index, tmp_path: Pa
     # the tree route finds the volcano subtree only; hybrid search ranks all four chunks
     assert {h.chunk_id for h in outs["agent"].retrieved} == {"lava#0", "volcano#0"}
     assert len(outs["agent_hybrid"].retrieved) == 4
+
+
+def test_agent_variants_set_the_generator_budget(tree_index, tmp_path: Path) -> None:
+    from branchwise.generation.compress import CompressionConfig
+
+    ctx = SystemContext(tree_index, lambda: ScriptedLLM(), tmp_path / "c.sqlite")
+    systems = {s.name: s for s in build_systems(["agent", "agent_tight", "agent_nocompress"], ctx)}
+    budgets = {n: s._config.context_budget_tokens for n, s in systems.items()}
+    from branchwise.agents import AgentConfig
+
+    assert budgets == {"agent": CompressionConfig().budget_tokens, "agent_tight": 100,
+                       "agent_nocompress": AgentConfig().context_budget_tokens}
+    out = systems["agent_tight"].run(QUESTION)
+    assert out.context_tokens <= 100
