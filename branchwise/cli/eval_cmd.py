@@ -1,8 +1,9 @@
-"""``branchwise eval`` and ``branchwise udcg-study``.
+"""``branchwise eval``, ``branchwise udcg-study`` and ``branchwise eval-report``.
 
     branchwise eval --dataset hotpotqa --data ../shared/data/hotpotqa/dev_distractor_200.jsonl \\
         --systems bm25,dense,hybrid,naive_rag --limit 50 --out runs/hotpotqa --llm default
     branchwise udcg-study --run runs/hotpotqa --llm default
+    branchwise eval-report --runs runs/cranfield runs/vaswani runs/hotpotqa --out reports
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``eval`` and ``udcg-study`` subcommands."""
+    """Add the ``eval``, ``udcg-study`` and ``eval-report`` subcommands."""
     p = subparsers.add_parser("eval", help="evaluate systems on a QA or IR dataset (resumable)",
                               description="Run retrieval / QA systems side by side on one index and write "
                                           "results.jsonl, summary.md/json and PNG plots into --out.")
@@ -49,6 +50,14 @@ def register(subparsers: Any) -> None:
     s.add_argument("--read-retrieval-only", action="store_true",
                    help="let the reader answer for retrieval-only systems too (more data points, more LLM calls)")
     s.set_defaults(func=_study)
+
+    r = subparsers.add_parser("eval-report", help="gather finished eval runs into one committable report",
+                              description="Write OUT/README.md (tables, UDCG study) and OUT/img/*.png from runs.")
+    r.add_argument("--runs", type=Path, nargs="+", required=True, help="--out folders of finished runs")
+    r.add_argument("--out", type=Path, required=True, help="report folder (e.g. reports/)")
+    r.add_argument("--title", default="Evaluation report")
+    r.add_argument("--preface", type=Path, default=None, help="markdown file placed before the tables")
+    r.set_defaults(func=_collect)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -97,4 +106,13 @@ def _study(args: argparse.Namespace) -> int:
     llm = make_llm(Settings.from_env(llm=args.llm).llm)
     run_udcg_study(args.run, llm, StudyConfig(k=args.k, read_retrieval_only=args.read_retrieval_only))
     print((args.run / "udcg_study.md").read_text())
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from branchwise.evals.report import collect_reports
+
+    preface = args.preface.read_text() if args.preface else ""
+    path = collect_reports(args.runs, args.out, title=args.title, preface=preface)
+    print(f"wrote {path}")
     return 0

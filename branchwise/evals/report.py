@@ -8,11 +8,14 @@ questions (paired bootstrap and Wilcoxon signed-rank, see :mod:`branchwise.evals
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from branchwise.errors import InputError
 from branchwise.evals.plots import write_plots
 from branchwise.evals.scoring import PRIMARY_METRIC
 from branchwise.evals.stats import bootstrap_ci, paired_bootstrap
@@ -125,3 +128,31 @@ def write_report(
     md = to_markdown(summary) + "".join(f"\n![{p}]({p})\n" for p in summary["plots"])
     atomic_write_text(Path(out_dir) / "summary.md", md)
     return summary
+
+
+def collect_reports(run_dirs: list[Path], out_dir: Path, *, title: str = "Evaluation report", preface: str = "") -> Path:
+    """Gather finished runs into one small, committable report: ``README.md`` + ``img/*.png``.
+
+    Each run contributes its summary table (re-rendered from ``summary.json``), its UDCG
+    study if present, its plots (copied as ``img/<run folder>_<plot>.png``) and its run time
+    metadata. Nothing else (results, indexes, caches) is copied.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "img").mkdir(parents=True, exist_ok=True)
+    parts = [f"# {title}", "", preface.strip(), ""] if preface.strip() else [f"# {title}", ""]
+    for run in map(Path, run_dirs):
+        summary_path = run / "summary.json"
+        if not summary_path.exists():
+            raise InputError(f"{run} has no summary.json.", fix="pass the --out folder of a finished `branchwise eval` run.")
+        summary = json.loads(summary_path.read_text())
+        parts.append(to_markdown(summary))
+        study = run / "udcg_study.md"
+        if study.exists():
+            parts.append(study.read_text())
+        for plot in summary.get("plots", []):
+            name = f"{run.name}_{plot}"
+            shutil.copyfile(run / plot, out_dir / "img" / name)
+            parts.append(f"![{summary['dataset']} {plot}](img/{name})\n")
+    text = "\n".join(parts)
+    atomic_write_text(out_dir / "README.md", text)
+    return out_dir / "README.md"

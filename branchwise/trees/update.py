@@ -121,12 +121,12 @@ def add_chunks(
         raise InputError(f"chunks already in the tree or repeated: {known[:5]}.", fix="delete them first to replace them.")
     new_vec = dict(zip(chunk_ids, vecs))
 
-    def vector_of(node_id: str) -> np.ndarray:
-        node = tree.nodes[node_id]
-        if node.chunk_id is None:
-            return node_vectors[node_id]
-        got = new_vec.get(node.chunk_id)
-        return got if got is not None else normalize(chunk_vectors([node.chunk_id]))[0]
+    def vectors_of(node_ids: Sequence[str]) -> np.ndarray:
+        """Vectors of children: node vectors, new chunks' embeddings, or one index lookup."""
+        chunk_of = {n: tree.nodes[n].chunk_id for n in node_ids}
+        missing = [c for c in chunk_of.values() if c is not None and c not in new_vec]
+        known = {**new_vec, **(dict(zip(missing, normalize(chunk_vectors(missing)))) if missing else {})}
+        return np.stack([node_vectors[n] if c is None else known[c] for n, c in chunk_of.items()])
 
     clustering = clustering or ClusterConfig()
     ids, result = _IdMaker(tree), UpdateResult()
@@ -139,7 +139,7 @@ def add_chunks(
         _mark_path(tree, parent, result)
         node: str | None = parent
         while node is not None and len(tree.nodes[node].children) > tree.max_children:
-            node = _split(tree, node, vector_of, node_vectors, ids, result, derive_seed(seed, len(result.created)), clustering)
+            node = _split(tree, node, vectors_of, node_vectors, ids, result, derive_seed(seed, len(result.created)), clustering)
     tree.reindex()
     tree.validate()
     return result
@@ -162,12 +162,12 @@ def _descend(tree: Tree, v: np.ndarray, node_vectors: MutableMapping[str, np.nda
         nid = inner[int(np.argmax(sims))]
 
 
-def _split(tree: Tree, nid: str, vector_of: Callable[[str], np.ndarray], node_vectors: MutableMapping[str, np.ndarray],
+def _split(tree: Tree, nid: str, vectors_of: Callable[[Sequence[str]], np.ndarray], node_vectors: MutableMapping[str, np.ndarray],
            ids: _IdMaker, result: UpdateResult, seed: int, clustering: ClusterConfig) -> str | None:
     """Split an overfull node in two; return the parent to check next (None at the root)."""
     node = tree.nodes[nid]
     kids = list(node.children)
-    x = normalize(np.stack([vector_of(c) for c in kids]))
+    x = normalize(vectors_of(kids))
     lo = max(1, math.ceil(len(kids) / 4))  # keep halves reasonably even so they do not re-split soon
     labels = balanced_kmeans(x, 2, [lo, lo], [tree.max_children] * 2, seed=seed, config=clustering)
     sib = ids("n")

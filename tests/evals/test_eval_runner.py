@@ -161,3 +161,16 @@ def test_tree_systems_build_the_tree_once_with_extractive_summaries(hotpot: Eval
     again = run_eval(hotpot, ["raptor"], config, embedder=HashingEmbedder())
     assert json.loads((out / "run.json").read_text())["tree_build"] == meta["tree_build"]
     assert len(again.records) == N_QUESTIONS
+
+
+def test_collect_reports_gathers_tables_and_plots(hotpot: EvalDataset, tmp_path: Path) -> None:
+    from branchwise.evals.report import collect_reports
+
+    run = tmp_path / "hp"
+    run_eval(hotpot, ["bm25", "dense"], _config(run), embedder=HashingEmbedder())
+    readme = collect_reports([run], tmp_path / "reports", title="T", preface="Hardware: test.")
+    text = readme.read_text()
+    assert text.startswith("# T\n\nHardware: test.") and "| bm25 | 4 |" in text
+    assert "![hotpotqa quality.png](img/hp_quality.png)" in text
+    assert (tmp_path / "reports" / "img" / "hp_quality.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "reports" / "img" / "results.jsonl").exists()

@@ -30,9 +30,10 @@ def _text(message: dict[str, Any]) -> str:
 
 def test_question_streams_steps_and_tokens_then_an_answer_with_citations(live_app, demo_index: Path) -> None:
     client = live_app.client()
-    updates = list(client.submit(DEMO_QUESTION, api_name="/ask"))
-    final = client.submit(DEMO_QUESTION, api_name="/ask").result()  # same question, fresh run
-    assert len(updates) >= 5  # steps and tokens arrive as separate updates
+    job = client.submit(DEMO_QUESTION, api_name="/ask")
+    updates = list(job)  # every streamed update, the final one last
+    final = job.result()
+    assert final == updates[-1] and len(updates) >= 5  # steps and tokens arrive as separate updates
 
     # steps stream first, in a pending "thought" message, before the answer text exists
     titles = [m["metadata"]["title"] for u in updates for m in u[CHAT] if m.get("metadata")]
