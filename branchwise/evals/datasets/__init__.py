@@ -1,8 +1,19 @@
 """Evaluation dataset loaders: one typed shape (:class:`EvalDataset`) for every format.
 
-:func:`load_dataset` resolves a dataset name and a local path (a file or a directory);
-nothing is downloaded — users fetch the public files themselves (see the README's
-"Evaluation" section and ``/work/shared/data/README.md`` for the expected layouts).
+:func:`load_dataset` resolves a dataset name and a local path (a file or a directory).
+Nothing is downloaded at run time; fetch the public files once, e.g.:
+
+| name | path to pass | where it is published |
+|---|---|---|
+| ``hotpotqa`` | ``hotpot_dev_distractor_v1.json`` (JSON or JSONL) | hotpotqa.github.io |
+| ``2wikimultihopqa`` | ``dev.json`` (JSON or JSONL) | github.com/Alab-NII/2wikimultihop |
+| ``musique`` | ``musique_ans_v1.0_dev.jsonl`` | github.com/StonyBrookNLP/musique |
+| ``beir`` | the unzipped dataset folder | github.com/beir-cellar/beir |
+| ``vaswani`` | folder with ``doc-text.trec``, ``query-text.trec``, ``qrels`` | ir.dcs.gla.ac.uk test collections (NPL) |
+| ``cranfield`` | folder with ``cran.all.1400``, ``cran.qry``, ``cranqrel`` | ir.dcs.gla.ac.uk test collections |
+| ``quality`` / ``nq_long`` | L-Eval ``quality.jsonl`` / ``natural_question.jsonl`` | github.com/OpenLMLab/LEval |
+
+Each dataset keeps its own license; cite it where results are reported.
 """
 
 from __future__ import annotations
