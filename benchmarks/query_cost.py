@@ -212,7 +212,7 @@ def run_synthetic(
 
 
 def run_real(n_queries: int, cache: Path) -> None:
-    from benchmarks.retrieval_quality import LLM_NAV, load_bench
+    from benchmarks.retrieval_quality import LLM_BUDGETS, load_bench
     from branchwise.models.factory import make_embedder, make_llm
     from branchwise.trees.scorers import YesNoScorer, YesNoScorerConfig
 
@@ -221,12 +221,13 @@ def run_real(n_queries: int, cache: Path) -> None:
     llm = make_llm("default")
     scorer = YesNoScorer(llm, YesNoScorerConfig(max_item_chars=300))
     queries = [q.text for q in bench.queries[:n_queries]]
+    small = LLM_BUDGETS["small"]
     print(f"\nreal embedded LLM (Yes/No scorer), Cranfield tree ({len(bench.chunks)} leaves, depth {bench.tree.depth}), "
-          f"config beam={LLM_NAV.beam} iterations={LLM_NAV.iterations} leaf_calibration={LLM_NAV.leaf_calibration}")
+          f"config beam={small.beam} iterations={small.iterations} leaf_calibration={small.leaf_calibration}")
     print("| query | slates | LLM calls (forward passes) | prompt tok | prefix-reused tok | wall s | framework s | overhead |\n|---|---|---|---|---|---|---|---|")
     for i, q in enumerate(queries):
         before = getattr(llm, "prefix_hits", 0)
-        (r,) = navigate_many(bench.resources(), scorer, [q], replace(LLM_NAV, dense_prior_weight=1.0), progress=False)
+        (r,) = navigate_many(bench.resources(), scorer, [q], replace(small, dense_prior_weight=1.0), progress=False)
         own = r.trace.total_s - r.trace.scorer_s
         print(f"| {i} | {len(r.trace.steps)} | {r.usage.llm_calls} | {r.usage.prompt_tokens} | "
               f"{getattr(llm, 'prefix_hits', 0) - before} | {r.trace.total_s:.1f} | {own:.3f} | {100 * own / r.trace.total_s:.2f} % |", flush=True)

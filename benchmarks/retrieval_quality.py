@@ -178,8 +178,9 @@ NAV_CONFIGS: dict[str, NavigatorConfig] = {
     "nav emb, N=20": replace(EMB, iterations=20),
 }
 
-#: Settings for the 1.5B model on 2 CPU cores: a narrow beam and few, short items.
-LLM_NAV = NavigatorConfig(beam=1, iterations=5, leaf_calibration=3)
+#: LLM navigation budgets: "small" suits the 1.5B model on 2 CPU cores (about a minute a
+#: query); "default" is NavigatorConfig() (B=2, N=10: ≤ 19 slates, several minutes a query).
+LLM_BUDGETS = {"small": NavigatorConfig(beam=1, iterations=5, leaf_calibration=3), "default": NavigatorConfig()}
 
 
 def llm_scorers(names: Sequence[str]) -> dict[str, Scorer]:
@@ -209,23 +210,24 @@ def evaluate_dataset(bench: Bench, args: argparse.Namespace, scorers: dict[str, 
         flat_runs[name] = runs
         lines.append(fmt_row(name, metrics(runs, queries), f"{dt * 1000:.1f} ms"))
     emb = EmbeddingScorer(bench.vectors, bench.embedder)
-    for name, cfg in NAV_CONFIGS.items():
+    for name, cfg in ({} if args.skip_nav_variants else NAV_CONFIGS).items():
         runs, cost = run_nav(bench, emb, queries, cfg)
         lines.append(fmt_row(name, metrics(runs, queries),
                              f"{cost['slates']:.1f} slates, {cost['leaves']:.0f} leaves, {cost['s/query'] * 1000:.0f} ms"))
         print(lines[-1], flush=True)
     sample = queries[: args.llm_sample]
+    llm_nav = LLM_BUDGETS[args.llm_budget]
     if scorers and sample:
-        head = (f"\n{bench.name}, LLM sample (first {len(sample)} queries; config beam={LLM_NAV.beam}, "
-                f"iterations={LLM_NAV.iterations}, leaf_calibration={LLM_NAV.leaf_calibration}):")
+        head = (f"\n{bench.name}, LLM sample (first {len(sample)} queries; {args.llm_budget} budget: beam={llm_nav.beam}, "
+                f"iterations={llm_nav.iterations}, leaf_calibration={llm_nav.leaf_calibration}):")
         lines += [head, "| system | nDCG@10 | R@10 | R@100 | cost per query |", "|---|---|---|---|---|"]
         for name, runs in flat_runs.items():
             lines.append(fmt_row(name, metrics(runs[: len(sample)], sample)))
-        runs, cost = run_nav(bench, emb, sample, replace(EMB, beam=LLM_NAV.beam, iterations=LLM_NAV.iterations,
-                                                         leaf_calibration=LLM_NAV.leaf_calibration))
+        runs, cost = run_nav(bench, emb, sample, replace(EMB, beam=llm_nav.beam, iterations=llm_nav.iterations,
+                                                         leaf_calibration=llm_nav.leaf_calibration))
         lines.append(fmt_row("nav emb (same small budget)", metrics(runs, sample), f"{cost['slates']:.1f} slates"))
         for name, scorer in scorers.items():
-            runs, cost = run_nav(bench, scorer, sample, replace(LLM_NAV, dense_prior_weight=args.prior_weight))
+            runs, cost = run_nav(bench, scorer, sample, replace(llm_nav, dense_prior_weight=args.prior_weight))
             lines.append(fmt_row(f"nav {name} (+priors w={args.prior_weight})", metrics(runs, sample),
                                  f"{cost['slates']:.1f} slates, {cost['llm_calls']:.0f} LLM calls, "
                                  f"{cost['prompt_tok']:.0f} prompt tok, {cost['s/query']:.0f} s, {cost['fallbacks']:.0f} fallbacks"))
@@ -236,12 +238,14 @@ def evaluate_dataset(bench: Bench, args: argparse.Namespace, scorers: dict[str, 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="cranfield,vaswani,hotpotqa")
+    p.add_argument("--skip-nav-variants", action="store_true", help="only the flat baselines and the LLM sample")
     p.add_argument("--data", type=Path, default=Path(os.environ.get("BRANCHWISE_SHARED_DATA", REPO.parent / "shared" / "data")))
     p.add_argument("--cache", type=Path, default=REPO / "runs" / "bench-cache")
     p.add_argument("--limit", type=int, default=None, help="first N queries per dataset (default: all)")
     p.add_argument("--llm-sample", type=int, default=0, help="queries per dataset for the LLM scorers")
     p.add_argument("--llm-scorers", default="yes_no", help="comma list of yes_no, yes_no+prior, llm_slate")
     p.add_argument("--prior-weight", type=float, default=1.0, help="dense prior trust for LLM scorers")
+    p.add_argument("--llm-budget", choices=sorted(LLM_BUDGETS), default="small")
     p.add_argument("--max-children", type=int, default=12)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -94,6 +94,32 @@ class NoSummaries:
         return [""] * len(requests)
 
 
+class Timed:
+    """Wraps a summarizer or an embedder and adds up the seconds spent in it."""
+
+    def __init__(self, inner: Any):
+        self.inner, self.seconds = inner, 0.0
+        self.name = inner.name
+        self.usage = getattr(inner, "usage", Usage())
+        self.dim = getattr(inner, "dim", 0)
+
+    def _timed(self, fn: Any, arg: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(arg)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def summarize_batch(self, requests: Sequence[Any]) -> list[str]:
+        return self._timed(self.inner.summarize_batch, requests)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._timed(self.inner.embed, texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._timed(self.inner.embed_query, text)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
@@ -114,14 +140,19 @@ def run_case(n: int, strategy: str, mode: str, args: argparse.Namespace) -> dict
     if vectors == "summary":
         from branchwise.models.embedders import default_embedder
 
-        embedder = default_embedder()
+        embedder = Timed(default_embedder())
     t0 = time.perf_counter()
-    summarizer = NoSummaries() if mode == "structure" else ExtractiveSummarizer.from_corpus((c.text for c in chunks), summary)
+    inner = NoSummaries() if mode == "structure" else ExtractiveSummarizer.from_corpus((c.text for c in chunks), summary)
+    fit_s = time.perf_counter() - t0
+    summarizer = Timed(inner)
     result = build_tree(chunks, emb, cfg, summarizer=summarizer, embedder=embedder, progress=False)
     build_s = time.perf_counter() - t0
+    embed_s = embedder.seconds if embedder is not None else 0.0
     stats = result.tree.stats()
     return {
         "n": n, "strategy": strategy, "mode": mode, "build_s": round(build_s, 1), "load_s": round(load_s, 1),
+        "idf_s": round(fit_s, 1), "summaries_s": round(summarizer.seconds, 1), "embed_s": round(embed_s, 1),
+        "cluster_s": round(build_s - fit_s - summarizer.seconds - embed_s, 1),
         "peak_rss_mb": round(peak_rss_mb()), "depth": stats["depth"], "nodes": stats["nodes"],
         "internal": stats["internal"], "max_branching": max(stats["branching_histogram"]), "source": source,
     }
@@ -198,19 +229,21 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(f"| {n:,} | {method} | {r['secs']} | {r['peak_rss_mb']} | {r['min_size']}..{r['max_size']} |", flush=True)
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.include_1m else [])
-    print("| N | strategy | mode | build s | s / (N log2 N) x1e6 | peak RSS MB | depth | nodes | max branching |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| N | strategy | mode | build s | clustering+rest s | idf s | summaries s | embed s | "
+          "s / (N log2 N) x1e6 | peak RSS MB | depth | nodes | max branching |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     sources = set()
     for n in sizes:
         mode = "extractive-centroid" if n >= 1_000_000 and args.mode == "extractive" else args.mode
         for strategy in args.strategies.split(","):
             r = _subprocess(["--case", f"{n}:{strategy}:{mode}", *common], args.timeout)
             if r is None or "error" in r:
-                print(f"| {n:,} | {strategy} | {mode} | {'timeout' if r is None else 'failed'} | | | | | |", flush=True)
+                print(f"| {n:,} | {strategy} | {mode} | {'timeout' if r is None else 'failed'} |" + " |" * 9, flush=True)
                 continue
             sources.add(f"N={n:,}: {r['source']}")
             norm = float(r["build_s"]) / (n * math.log2(n)) * 1e6
-            print(f"| {n:,} | {strategy} | {mode} | {r['build_s']} | {norm:.2f} | {r['peak_rss_mb']} | {r['depth']} | "
+            print(f"| {n:,} | {strategy} | {mode} | {r['build_s']} | {r['cluster_s']} | {r['idf_s']} | {r['summaries_s']} | "
+                  f"{r['embed_s']} | {norm:.2f} | {r['peak_rss_mb']} | {r['depth']} | "
                   f"{r['nodes']:,} | {r['max_branching']} |", flush=True)
     for s in sorted(sources):
         print(f"- {s}")

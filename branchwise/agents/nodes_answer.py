@@ -28,7 +28,7 @@ from branchwise.agents.state import (
     evidence_to_record,
     ranked_pool,
 )
-from branchwise.agents.structured import usage_of
+from branchwise.agents.structured import usage_of, usage_record
 from branchwise.generation.answer import AnswerConfig, AnswerWriter
 from branchwise.generation.compress import count_tokens, truncate_tokens
 
@@ -67,14 +67,7 @@ def compress(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         cc = compressor.compress(state["question"], [evidence_from_record(r) for r in pool], budget)
         context = [evidence_to_record(e) for e in cc.items]
         before, after, method, emptied = cc.tokens_before, cc.tokens_after, cc.mode, cc.dropped
-        u = cc.usage
-        usage = {
-            "llm_calls": u.llm_calls,
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
-            "embed_calls": u.embed_calls,
-            "latency_s": u.latency_s,
-        }
+        usage = usage_record(cc.usage)
     else:
         emit(runtime, "progress", "compress", f"fitting {len(pool)} items into {budget} tokens")
         context, before, after = truncate_pool(pool, budget)

