@@ -205,9 +205,12 @@ def parse_extraction(value: Any, chunk_text: str, config: ExtractionConfig = Ext
         raise OutputParseError("the extraction is not an object with 'entities' and 'relations' lists.",
                                raw=str(value)[:2000], fix="retry with the stricter prompt.")
     text_norm = f" {normalize_text(chunk_text)} "
-    words, dropped = config.max_description_words, 0
+    words = config.max_description_words
+    # free generation may ignore the caps: items beyond them count as dropped
+    dropped = max(0, len(value["entities"]) - config.max_entities)
+    dropped += max(0, len(value.get("relations", [])) - config.max_relations)
     ents: dict[str, ExtractedEntity] = {}
-    for item in value["entities"]:
+    for item in value["entities"][: config.max_entities]:
         name = " ".join(str(item.get("name", "")).split()) if isinstance(item, dict) else ""
         if not name or (config.require_grounded and not _grounded(name, text_norm)):
             dropped += 1
@@ -216,7 +219,7 @@ def parse_extraction(value: Any, chunk_text: str, config: ExtractionConfig = Ext
         ent = ExtractedEntity(name, etype if etype in ENTITY_TYPES else "other", _clip(item.get("description"), words))
         ents.setdefault(normalize_name(name), ent)
     rels: list[ExtractedRelation] = []
-    for item in value.get("relations", []):
+    for item in value.get("relations", [])[: config.max_relations]:
         fields = [" ".join(str(item.get(k, "")).split()) if isinstance(item, dict) else ""
                   for k in ("subject", "predicate", "object")]
         if not all(fields) or normalize_name(fields[0]) == normalize_name(fields[2]):

@@ -1,45 +1,40 @@
 """Balanced clustering with a hard cap on cluster size, scaling to millions of vectors.
 
-Both tree builders need the same primitive: split a set of L2-normalised vectors into
-groups that are *semantically coherent* and *never larger than a cap* (the tree's maximum
-branching factor ``M``, or ``M**h`` leaves for a subtree of height ``h``). The cap is what
-keeps the navigator's slates small and the depth at ``ceil(log_M N)``.
+Both tree builders split L2-normalised vectors into groups that are semantically coherent
+and never larger than a cap (``M`` children, or ``M**h`` leaves for a subtree of height
+``h``); the cap keeps the navigator's slates small and the depth at ``ceil(log_M N)``.
 
-Why this algorithm (hierarchical, capacity-constrained spherical k-means):
+Why hierarchical, capacity-constrained spherical k-means:
 
-* **LATTICE** (Gupta et al. 2025, arXiv 2510.13217) used spectral clustering with a max
-  branching factor, and **RAPTOR** (Sarthi et al. 2024, arXiv 2401.18059) UMAP + Gaussian
-  mixtures. Both need all-pairs affinities or a kNN graph plus an O(n²)-memory step:
-  RAPTOR is reported to run out of memory at ~93k chunks. Measured on this 2-core machine
-  (``benchmarks/tree_build.py --baselines``, real all-MiniLM-L6-v2 embeddings of Vaswani
-  abstracts, one flat clustering into ``n/10`` groups): sklearn ``SpectralClustering``
-  took 1.1 s at n=1k and 54.6 s / 2.2 GB at n=5k, Ward ``AgglomerativeClustering`` 0.3 s
-  at 1k and 6.1 s / 0.6 GB at 5k (both O(n²) memory: 100k would need ~80 GB for the
-  affinity matrix alone). Neither caps cluster size: Ward's 5k groups ranged 1..77
-  members for a target of 10.
-* **k-means** with a small ``k`` is O(n·k·d) per iteration and streams: sklearn's
-  ``MiniBatchKMeans`` handles the top splits of a million points in seconds. Applied
-  recursively (hierarchical k-means, Nistér & Stewénius 2006) it produces ``n/M`` groups
-  at O(n·d·M·log_M n) cost, close to N log N.
-* **Balance** is enforced by a capacity-constrained assignment after each k-means fit
-  (balanced k-means, Malinen & Fränti 2014, approximated greedily instead of with the
-  Hungarian method): every cluster keeps the points that prefer it most, up to its
-  capacity, and overflow goes to each point's next-best cluster; lower bounds are then
-  repaired by moving the points that lose least. A few rounds of (centroid update,
-  constrained assignment) follow. When the natural clusters already fit, the constraint
-  is inactive and the result is plain k-means.
+* LATTICE (arXiv 2510.13217) used spectral clustering, RAPTOR (arXiv 2401.18059) UMAP +
+  Gaussian mixtures (reported to run out of memory at ~93k chunks). Spectral and
+  agglomerative clustering need O(n²) memory and do not cap cluster size. Measured here
+  (``benchmarks/tree_build.py --baselines``: 2 cores, real all-MiniLM-L6-v2 embeddings of
+  Vaswani abstracts, one flat clustering into n/10 groups; time, peak RSS, group sizes):
 
-Measured with this module (same benchmark, extractive summaries, M=12, bottom-up):
-see the table in ``benchmarks/tree_build.py``'s docstring (100k chunks in well under the
-5-minute / 4 GB target; growth close to N log N).
+  ====  =======================  ======================  =========================
+  n     sklearn Spectral          sklearn Ward            this module (M=12)
+  ====  =======================  ======================  =========================
+  1k    0.5 s, 231 MB, 3..22     0.2 s, 196 MB, 2..35    0.7 s, 189 MB, 3..12
+  5k    64.2 s, 1020 MB, 1..29   2.9 s, 387 MB, 2..30    1.9 s, 200 MB, 3..12
+  ====  =======================  ======================  =========================
 
-Everything here is deterministic given ``seed`` (passed down as ``random_state``; no global
-RNG state is touched).
+  Spectral grows ~n³ in time (eigenvectors) and Ward ~n² in memory (~40 GB at 100k).
+* k-means with small ``k`` is O(n·k·d) per iteration; ``MiniBatchKMeans`` handles the top
+  splits of a million points. Applied recursively (hierarchical k-means, Nistér &
+  Stewénius 2006) it yields ``n/M`` groups in O(n·d·M·log_M n): close to N log N.
+* Balance comes from a capacity-constrained assignment after each fit (balanced k-means,
+  Malinen & Fränti 2014, done greedily instead of with the Hungarian method): a cluster
+  keeps the points that prefer it most up to its capacity, overflow moves to each point's
+  next-best cluster, lower bounds are repaired by moving the points that lose least. When
+  the natural clusters fit, the constraint is inactive: plain k-means.
+
+Full-build figures (100k / 1M chunks) are in ``benchmarks/tree_build.py``. Everything is
+deterministic given ``seed`` (passed as ``random_state``; no global RNG state).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -51,22 +46,17 @@ from tqdm.auto import tqdm
 
 from branchwise.errors import InputError
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """Settings of the balanced k-means used by both tree builders.
 
     Attributes:
-        minibatch_threshold: fit ``MiniBatchKMeans`` instead of full ``KMeans`` on sets
-            larger than this (the top splits of big corpora).
-        small_threshold: below this many points, run a light numpy Lloyd loop seeded by
-            k-means++ instead of sklearn's ``KMeans`` (whose per-call overhead dominates
-            the thousands of tiny splits near the leaves).
+        minibatch_threshold: fit ``MiniBatchKMeans`` instead of ``KMeans`` above this size.
+        small_threshold: below this size, a light numpy Lloyd loop seeded by k-means++
+            replaces sklearn (whose per-call overhead dominates the many small splits).
         kmeans_max_iter: Lloyd iterations of sklearn's unconstrained fit.
-        small_max_iter: Lloyd iterations of the light loop (the balancing rounds that follow
-            are Lloyd steps too).
+        small_max_iter: Lloyd iterations of the light loop.
         small_n_init: k-means++ restarts of the light loop (the best fit is kept).
         balance_iters: rounds of (capacity-constrained assignment, centroid update).
         minibatch_size: batch size of ``MiniBatchKMeans``.
@@ -104,9 +94,6 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0.0, 1.0, norms)
 
 
-# ---------------------------------------------------------------------------------------
-# constrained assignment
-# ---------------------------------------------------------------------------------------
 def capacitated_assign(sim: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Assign each row of ``sim`` (n × k similarities) to a column under size bounds.
 
@@ -229,18 +216,8 @@ def _kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
 def balanced_kmeans(
     x: np.ndarray, k: int, lower: Sequence[int] | np.ndarray, upper: Sequence[int] | np.ndarray, *, seed: int, config: ClusterConfig
 ) -> np.ndarray:
-    """Spherical k-means whose cluster ``j`` has between ``lower[j]`` and ``upper[j]`` points.
-
-    Args:
-        x: (n, d) L2-normalised vectors.
-        k: number of clusters.
-        lower, upper: per-cluster size bounds (``sum(lower) <= n <= sum(upper)``).
-        seed: random_state of the k-means fit.
-        config: clustering settings.
-
-    Returns:
-        labels in ``[0, k)`` of shape (n,).
-    """
+    """Labels in ``[0, k)`` of spherical k-means on unit rows ``x``, where cluster ``j`` gets
+    between ``lower[j]`` and ``upper[j]`` points (``sum(lower) <= n <= sum(upper)``)."""
     n = x.shape[0]
     lo, up = np.asarray(lower, dtype=np.int64), np.asarray(upper, dtype=np.int64)
     if k == 1:
@@ -262,9 +239,6 @@ def _balance(x: np.ndarray, centers: np.ndarray, lower: np.ndarray, upper: np.nd
     return labels
 
 
-# ---------------------------------------------------------------------------------------
-# bottom-up: one level of grouping
-# ---------------------------------------------------------------------------------------
 def n_groups(n: int, max_size: int, fill: float) -> int:
     """How many groups a bottom-up level of ``n`` nodes is split into.
 
@@ -351,27 +325,19 @@ def balanced_groups(
     return out
 
 
-# ---------------------------------------------------------------------------------------
-# top-down: the whole divisive hierarchy
-# ---------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Split:
-    """One internal node of a divisive hierarchy (indices refer to the input rows).
-
-    Attributes:
-        leaves: rows attached directly below this node.
-        children: indices into the list of :class:`Split` of the sub-clusters.
-    """
+    """One internal node of a divisive hierarchy: input rows attached directly below it
+    (``leaves``) and the indices of its sub-clusters in the list of splits (``children``)."""
 
     leaves: list[int]
     children: list[int]
 
 
 def _height(n: int, m: int) -> int:
-    """Smallest h with m**h >= n."""
-    h, cap = 0, 1
-    while cap < n:
-        cap *= m
+    """Smallest h with m**h >= n (exact integer arithmetic, unlike log)."""
+    h = 0
+    while m**h < n:
         h += 1
     return h
 
@@ -410,9 +376,8 @@ def divisive_hierarchy(
         cap = max_children ** (_height(idx.size, max_children) - 1)
         c = min(max_children, math.ceil(idx.size / (fill * cap)))
         sub = x if idx.size == n else x[idx]
-        labels = balanced_kmeans(
-            sub, c, np.ones(c, dtype=np.int64), np.full(c, cap), seed=derive_seed(seed, counter), config=config
-        )
+        ones, caps = np.ones(c, dtype=np.int64), np.full(c, cap)
+        labels = balanced_kmeans(sub, c, ones, caps, seed=derive_seed(seed, counter), config=config)
         counter += 1
         parts = [idx[labels == j] for j in range(c)]
         splits[me].leaves = [int(p[0]) for p in parts if p.size == 1]

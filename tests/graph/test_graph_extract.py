@@ -42,6 +42,14 @@ def test_parse_validates_grounds_and_completes_relations() -> None:
     assert dropped == 3 + 2  # hallucinated, empty, non-object entity; ungrounded and self-loop relation
 
 
+def test_parse_enforces_the_caps() -> None:
+    value = {"entities": [{"name": n, "type": "person", "description": ""} for n in ("Christopher Nolan", "London",
+                                                                                      "British")],
+             "relations": [{"subject": "Christopher Nolan", "predicate": p, "object": "London"} for p in "abc"]}
+    ents, rels, dropped = parse_extraction(value, NOLAN.text, ExtractionConfig(max_entities=2, max_relations=1))
+    assert [e.name for e in ents] == ["Christopher Nolan", "London"] and len(rels) == 1 and dropped == 1 + 2
+
+
 def test_parse_rejects_wrong_shape() -> None:
     for bad in ([], {"entities": "x", "relations": []}, {"relations": []}, "text"):
         with pytest.raises(OutputParseError):
