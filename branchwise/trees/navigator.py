@@ -28,7 +28,8 @@ Why priors get a configured trust rather than a learned one: with one latent per
 no relevance labels, two raters that disagree on an item fit equally well for any split of
 the disagreement (each source's residual shrinks as its weight grows), so estimating each
 source's noise from the residuals collapses onto one source. The trust is therefore a
-hyperparameter, swept on held-out queries by ``benchmarks/retrieval_quality.py``.
+hyperparameter, to be chosen on judged queries (``benchmarks/retrieval_quality.py
+--prior-weight``).
 """
 
 from __future__ import annotations
@@ -355,6 +356,7 @@ class Navigator:
             items=[it.node_id for it in req.items],
             roles=[it.role for it in req.items],
             raw_scores=[round(v, 6) for v in values],
+            priors={src: [None if v is None else round(v, 6) for v in vals] for src, vals in req.prior.items()},
             reasoning=sc.reasoning,
             prompt_hash=sc.prompt_hash,
             prompt=sc.prompt if self.config.keep_prompts else "",

@@ -29,6 +29,7 @@ class TraversalStep:
         items: node ids of the slate, children first.
         roles: ``"child"`` or ``"calibration"`` per item.
         raw_scores: the scorer's scores in [0, 1].
+        priors: the retrieval priors shown with the slate, per source (None: no value).
         calibrated: calibrated local scores ŝ per item after this iteration's fit.
         path_scores: path relevance per item after this iteration's fit.
         pruned: ids of children pruned (local score at or below the threshold).
@@ -47,6 +48,7 @@ class TraversalStep:
     items: list[str]
     roles: list[str]
     raw_scores: list[float]
+    priors: dict[str, list[float | None]] = field(default_factory=dict)
     calibrated: list[float] = field(default_factory=list)
     path_scores: list[float] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)

@@ -218,6 +218,7 @@ def test_wrong_length_scores_fall_back_to_priors_and_are_recorded():
     (step,) = trace.steps
     assert step.fallback and "1 scores" in step.fallback
     assert step.raw_scores == [0.7, 0.3, 0.5]  # prior where known, else neutral 0.5
+    assert step.priors == {"dense": [0.7, 0.3, None]}
     assert trace.fallbacks == [step]
 
 
