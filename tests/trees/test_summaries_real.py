@@ -65,7 +65,7 @@ def test_llm_prompt_quotes_children_as_untrusted_data_within_budget():
     assert user.content.count("</item>") == 2  # only our own closing tags survive
     quoted = re.findall(r'<item n="\d">\n(.*?)\n</item>', user.content, re.DOTALL)
     assert len(quoted) == 2 and sum(TOK.count(q) for q in quoted) <= 80
-    assert out.startswith("covers lasers") and TOK.count(out) <= 24  # prefix stripped, capped
+    assert out.startswith("Covers lasers") and TOK.count(out) <= 24  # prefix stripped, re-capitalised, capped
 
 
 def test_llm_empty_reply_falls_back_and_usage_counts():
