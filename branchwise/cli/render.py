@@ -30,6 +30,44 @@ def expanded_nodes(trace: Any) -> list[str]:
     return out
 
 
+def expanded_by_round(trace: Any) -> list[tuple[int, str, list[str]]]:
+    """``(agent round, query, expanded nodes in order)`` per navigation of the trace.
+
+    Rounds count from 1. They come from ``trace.navigation_rounds`` (0-based agent rounds of
+    an :class:`~branchwise.agents.trace.AgentTrace`) when the trace has them, else the
+    navigations are numbered 1, 2, ...
+    """
+    navs = list(getattr(trace, "navigation", []) or [])
+    rounds = list(getattr(trace, "navigation_rounds", []) or [])
+    if len(rounds) != len(navs):
+        rounds = list(range(len(navs)))
+    rounds = [int(r) + 1 for r in rounds]
+    return [(r, getattr(nav, "question", ""), [s.expanded for s in nav.steps]) for r, nav in zip(rounds, navs)]
+
+
+def render_expanded(trace: Any, width: int = 100) -> list[str]:
+    """The navigator's expansions, one line per navigation (agent round); a navigation that
+    expanded exactly the same nodes as an earlier one is not repeated."""
+    runs = [run for run in expanded_by_round(trace) if run[2]]
+    if not runs:
+        return []
+    several_per_round = len({r for r, _, _ in runs}) < len(runs)
+    lines = ["expanded by the navigator (in order):"]
+    first_seen: dict[tuple[str, ...], str] = {}
+    for rnd, query, nodes in runs:
+        label = f"round {rnd}"
+        if several_per_round and query:
+            label += f" ({_short(query, 40)})"
+        key = tuple(nodes)
+        if key in first_seen:
+            lines.append(f"  {label}: same {len(nodes)} nodes as {first_seen[key]}")
+            continue
+        first_seen[key] = label
+        lines += textwrap.wrap(" → ".join(nodes), width=width, initial_indent=f"  {label}: ",
+                               subsequent_indent=" " * (len(label) + 4), break_on_hyphens=False)
+    return lines
+
+
 def render_tree_paths(answer: Answer, tree: Any) -> list[str]:
     """For each cited chunk: root → … → leaf, with summaries and path relevance."""
     if tree is None:
@@ -53,7 +91,7 @@ def render_tree_paths(answer: Answer, tree: Any) -> list[str]:
             label = f"leaf {chunk_id}" if node.is_leaf else _short(node.summary or "(no summary)", 70)
             lines.append(f"  {'  ' * depth}{mark} {nid} [{score}] {label}")
     if expanded:
-        lines.append(f"expanded (in order): {' → '.join(expanded_nodes(answer.trace))}")
+        lines += render_expanded(answer.trace)
     return lines or ["(no tree navigation in this answer)"]
 
 
