@@ -22,6 +22,7 @@ _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 
 
 def _save(fig: Figure, path: Path) -> str:
+    fig.tight_layout()
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     return path.name
@@ -49,6 +50,15 @@ def _bars(ax: Any, series: list[tuple[str, dict[str, float]]], metric: str, colo
     ax.grid(axis="x", alpha=0.3)
 
 
+def _bar_panels(summary: dict[str, Any], metrics: list[str], colors: dict[str, str], title: str, path: Path) -> str:
+    """One row of horizontal bar panels (a metric each, systems on the y axis), saved to ``path``."""
+    fig = Figure(figsize=(5.5 * len(metrics), 0.55 * len(summary["systems"]) + 1.6))
+    for i, metric in enumerate(metrics):
+        _bars(fig.add_subplot(1, len(metrics), i + 1), _series(summary, metric), metric, colors)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     """Draw the plots that apply to this run; returns their file names."""
     colors = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(summary["systems"])}
@@ -59,13 +69,7 @@ def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     extra = ["recall@10"] if summary.get("kind") == "ir" else []
     panels = [m for m in dict.fromkeys([primary, "ndcg@10", *extra]) if _series(summary, m)]
     if panels:
-        n_sys = len(summary["systems"])
-        fig = Figure(figsize=(5.5 * len(panels), 0.55 * n_sys + 1.6))
-        for i, metric in enumerate(panels):
-            _bars(fig.add_subplot(1, len(panels), i + 1), _series(summary, metric), metric, colors)
-        fig.suptitle(f"Quality per system — {title}")
-        fig.tight_layout()
-        written.append(_save(fig, out_dir / "quality.png"))
+        written.append(_bar_panels(summary, panels, colors, f"Quality per system — {title}", out_dir / "quality.png"))
 
     qa = [(n, s["metrics"]) for n, s in summary["systems"].items()
           if primary in s["metrics"] and s["metrics"].get("context_tokens", {}).get("mean", 0) > 0]
@@ -92,16 +96,9 @@ def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
         ax.set_ylim(0, min(1.0, max(m[primary]["high"] for _, m in qa) * 1.25 + 0.1))
         ax.grid(alpha=0.3)
         ax.set_title(f"Quality vs context — {title}")
-        fig.tight_layout()
         written.append(_save(fig, out_dir / "quality_vs_context.png"))
 
     cost = [m for m in ("llm_calls", "latency_s") if _series(summary, m)]
     if cost:
-        n_sys = len(summary["systems"])
-        fig = Figure(figsize=(5.5 * len(cost), 0.55 * n_sys + 1.6))
-        for i, metric in enumerate(cost):
-            _bars(fig.add_subplot(1, len(cost), i + 1), _series(summary, metric), metric, colors)
-        fig.suptitle(f"Cost per query — {title}")
-        fig.tight_layout()
-        written.append(_save(fig, out_dir / "cost.png"))
+        written.append(_bar_panels(summary, cost, colors, f"Cost per query — {title}", out_dir / "cost.png"))
     return written
