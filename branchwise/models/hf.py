@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from branchwise.errors import BackendError, InputError, MissingDependencyError, OutputParseError
+from branchwise.errors import BackendError, InputError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import parse_json_lenient
+from branchwise.models.jsonrepair import complete_json, schema_hint
 
 log = logging.getLogger(__name__)
 
@@ -219,23 +219,8 @@ class HFLLM:
         self, messages: Sequence[Message], schema: dict[str, Any], params: GenParams = GenParams()
     ) -> StructuredCompletion:
         """Generation with the schema in a system message, lenient parse, one retry."""
-        import json
-
-        hint = Message("system", "Respond with one JSON value only, matching this JSON schema:\n" + json.dumps(schema))
-        last: Completion | None = None
-        for attempt in range(2):
-            p = params if attempt == 0 else GenParams(params.max_tokens * 2, params.temperature, params.stop, params.seed + 1)
-            last = self.chat([hint, *messages], p)
-            try:
-                value, repaired = parse_json_lenient(last.text)
-                return StructuredCompletion(value=value, completion=last, repaired=repaired)
-            except OutputParseError:
-                log.info("unparsable JSON from %s (attempt %d)", self.name, attempt + 1)
-        raise OutputParseError(
-            f"{self.name} did not produce parsable JSON after 2 attempts.",
-            raw=last.text if last else "",
-            fix="raise GenParams.max_tokens, simplify the schema, or use a larger model.",
-        )
+        hint = schema_hint(schema)
+        return complete_json(lambda p: self.chat([hint, *messages], p), params, name=self.name, attempts=2)
 
     # -- scoring --------------------------------------------------------------------------
     def continuation_logprobs(self, messages: Sequence[Message], continuations: Sequence[str]) -> list[float]:

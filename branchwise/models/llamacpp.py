@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from branchwise.errors import BackendError, InputError, MissingDependencyError, OutputParseError
+from branchwise.errors import BackendError, InputError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import parse_json_lenient
+from branchwise.models.jsonrepair import complete_json
 from branchwise.models.llamacpp_scoring import PrefixScorer, prefix_order
 
 log = logging.getLogger(__name__)
@@ -185,29 +185,11 @@ class LlamaCppLLM:
     ) -> StructuredCompletion:
         """Grammar-constrained JSON; lenient repair, then retries with more tokens."""
         grammar = self._grammar(schema)
-        attempt_params = params
-        last: Completion | None = None
-        for _ in range(1 + max(0, self.config.json_retries)):
-            last = self._create(messages, attempt_params, grammar=grammar)
-            try:
-                return StructuredCompletion(value=json.loads(last.text), completion=last)
-            except json.JSONDecodeError:
-                pass
-            try:
-                value, _ = parse_json_lenient(last.text)
-                return StructuredCompletion(value=value, completion=last, repaired=True)
-            except OutputParseError:
-                log.info("unparsable JSON from %s (finish=%s); retrying", self.name, last.finish_reason)
-            attempt_params = GenParams(
-                max_tokens=attempt_params.max_tokens * 2,
-                temperature=attempt_params.temperature,
-                stop=attempt_params.stop,
-                seed=attempt_params.seed + 1,
-            )
-        raise OutputParseError(
-            f"{self.name} did not produce parsable JSON after {1 + self.config.json_retries} attempts.",
-            raw=last.text if last else "",
-            fix="raise GenParams.max_tokens, simplify the schema, or use a larger model.",
+        return complete_json(
+            lambda p: self._create(messages, p, grammar=grammar),
+            params,
+            name=self.name,
+            attempts=1 + max(0, self.config.json_retries),
         )
 
     # -- scoring ------------------------------------------------------------------------

@@ -17,7 +17,6 @@ error rather than a silent constant.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import os
 import random
@@ -27,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
-from branchwise.errors import BackendError, MissingDependencyError, OutputParseError
+from branchwise.errors import BackendError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import parse_json_lenient
+from branchwise.models.jsonrepair import complete_json, schema_hint
 from branchwise.models.openai_logprobs import score_from_top_logprobs
 from branchwise.models.retry import RetryPolicy, call_with_retries
 
@@ -264,10 +263,7 @@ class OpenAILLM:
 
     # -- structured output ----------------------------------------------------------------
     def _json_body(self, messages: Sequence[Message], schema: dict[str, Any], params: GenParams, mode: JsonMode) -> dict[str, Any]:
-        msgs = list(messages)
-        if mode != "json_schema":
-            hint = "Respond with one JSON value only, matching this JSON schema:\n" + json.dumps(schema)
-            msgs = [Message("system", hint), *msgs]
+        msgs = list(messages) if mode == "json_schema" else [schema_hint(schema), *messages]
         body = self._body(msgs, params)
         if mode == "json_schema":
             body["response_format"] = {
@@ -278,32 +274,30 @@ class OpenAILLM:
             body["response_format"] = {"type": "json_object"}
         return body
 
+    def _complete_json(self, messages: Sequence[Message], schema: dict[str, Any], params: GenParams) -> Completion:
+        """One structured-output call in the best mode the server accepts (degrading on 4xx/501)."""
+        while True:
+            mode = self._json_mode
+            try:
+                return self._complete(self._json_body(messages, schema, params, mode))[0]
+            except HTTPBackendError as e:
+                if e.status not in (400, 404, 422, 501) or mode == "prompt":
+                    raise
+                fallback: JsonMode = "json_object" if mode == "json_schema" else "prompt"
+                log.info("%s rejected response_format %s (HTTP %s); using %s", self.transport.base_url, mode, e.status, fallback)
+                with self._mode_lock:
+                    self._json_mode = fallback
+
     def chat_json(
         self, messages: Sequence[Message], schema: dict[str, Any], params: GenParams = GenParams()
     ) -> StructuredCompletion:
         """Structured output in the best mode the server accepts; lenient parse; one retry."""
-        last: Completion | None = None
-        for attempt in range(2):
-            while True:
-                mode = self._json_mode
-                try:
-                    last = self._complete(self._json_body(messages, schema, params, mode))[0]
-                    break
-                except HTTPBackendError as e:
-                    if e.status not in (400, 404, 422, 501) or mode == "prompt":
-                        raise
-                    fallback: JsonMode = "json_object" if mode == "json_schema" else "prompt"
-                    log.info("%s rejected response_format %s (HTTP %s); using %s", self.transport.base_url, mode, e.status, fallback)
-                    with self._mode_lock:
-                        self._json_mode = fallback
-            try:
-                value, repaired = parse_json_lenient(last.text)
-                return StructuredCompletion(value=value, completion=last, repaired=repaired)
-            except OutputParseError:
-                log.info("unparsable JSON from %s (attempt %d)", self.name, attempt + 1)
-        raise OutputParseError(
-            f"{self.name} did not return parsable JSON after 2 attempts.",
-            raw=last.text if last else "",
+        return complete_json(
+            lambda p: self._complete_json(messages, schema, p),
+            params,
+            name=self.name,
+            attempts=2,
+            next_params=None,  # the retry repeats the request unchanged
             fix="use a server with JSON-schema constrained decoding (vLLM, llama.cpp server) or a larger model.",
         )
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from branchwise.errors import InputError
-from branchwise.models.base import LLM, GenParams, Message
+from branchwise.errors import InputError, OutputParseError
+from branchwise.models.base import LLM, Completion, GenParams, Message
 from branchwise.models.factory import make_llm
 from branchwise.models.hf import HFConfig, HFLLM
 
@@ -140,6 +140,22 @@ def test_stop_strings_cut_the_text(tiny: HFLLM) -> None:
     cut = tiny.chat(msgs("paris"), GenParams(max_tokens=8, stop=(stop,)))
     assert cut.text == full.text[: full.text.index(stop)]
     assert cut.finish_reason == "stop" and cut.completion_tokens < 8
+
+
+def test_chat_json_retries_with_more_tokens_then_raises(tiny: HFLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[Message], GenParams]] = []
+    chat = tiny.chat
+
+    def spy(messages: list[Message], params: GenParams = GenParams()) -> Completion:
+        calls.append((list(messages), params))
+        return chat(messages, params)
+
+    monkeypatch.setattr(tiny, "chat", spy)
+    with pytest.raises(OutputParseError, match="did not produce parsable JSON after 2 attempts") as ei:
+        tiny.chat_json(msgs("paris"), {"type": "object"}, GenParams(max_tokens=3, seed=5))
+    assert [(p.max_tokens, p.seed) for _, p in calls] == [(3, 5), (6, 6)]  # the vocabulary has no brackets
+    assert all(m[0].role == "system" and '{"type": "object"}' in m[0].content for m, _ in calls)
+    assert len(ei.value.raw.split()) == 6
 
 
 def test_bad_inputs(tiny: HFLLM, tmp_path: Path) -> None:

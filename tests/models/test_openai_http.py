@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from branchwise.errors import BackendError, InputError
+from branchwise.errors import BackendError, InputError, OutputParseError
 from branchwise.models.base import GenParams, Message
 from branchwise.models.embedders import OpenAIEmbedder, OpenAIEmbedderConfig
 from branchwise.models.factory import make_embedder, make_llm
@@ -224,6 +224,19 @@ def test_json_schema_falls_back_to_json_object(serve: Callable[[Behaviour], Stub
     assert "JSON schema" in srv.requests[1][1]["messages"][0]["content"]  # schema moved into the prompt
     llm.chat_json(MSGS, schema)
     assert srv.requests[2][1]["response_format"]["type"] == "json_object"  # remembered
+
+
+def test_chat_json_asks_once_more_then_raises(serve: Callable[[Behaviour], StubServer]) -> None:
+    answers = iter(["I cannot do JSON.", '{"answer": "Paris"}', "still no", "nope"])
+    srv = serve(lambda path, body, h: chat_reply(next(answers)))
+    llm = OpenAILLM(OpenAITransport(srv.url, FAST), "m")
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    sc = llm.chat_json(MSGS, schema, GenParams(max_tokens=20))
+    assert sc.value == {"answer": "Paris"} and not sc.repaired and sc.completion.prompt_tokens == 11
+    assert len(srv.requests) == 2 and srv.requests[0][1] == srv.requests[1][1]  # the same request again
+    with pytest.raises(OutputParseError, match="m did not produce parsable JSON after 2 attempts") as ei:
+        llm.chat_json(MSGS, schema, GenParams(max_tokens=20))
+    assert ei.value.raw == "nope" and len(srv.requests) == 4
 
 
 def test_logprobs_scoring(serve: Callable[[Behaviour], StubServer]) -> None:
