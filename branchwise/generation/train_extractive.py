@@ -28,10 +28,9 @@ of 10) moved recall only 68.4% → 70.1%.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -40,10 +39,8 @@ from tqdm.auto import tqdm
 from branchwise.errors import InputError, MissingDependencyError
 from branchwise.generation.extractive import ExtractiveCompressor, ExtractiveConfig
 from branchwise.generation.mining import QAExample, Triplet
+from branchwise.generation.training import TrainResult, finish, run_steps, seeded
 from branchwise.models.base import Embedder
-from branchwise.retrieval.atomic import atomic_write_json
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["ExtractiveTrainConfig", "RecallReport", "TrainResult", "gold_sentence_recall", "train_extractive"]
 
@@ -77,16 +74,6 @@ class ExtractiveTrainConfig:
     max_seq_length: int = 128
     seed: int = 0
     device: str = "cpu"
-
-
-@dataclass(slots=True)
-class TrainResult:
-    """What training did: where the model is, steps taken, per-step losses, wall time."""
-
-    out_dir: Path
-    steps: int
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def _batches(triplets: Sequence[Triplet], size: int, rng: random.Random) -> list[list[Triplet]]:
@@ -138,33 +125,25 @@ def train_extractive(
         plan = plan[: cfg.max_steps]
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    losses: list[float] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):
         model = SentenceTransformer(base, device=cfg.device, local_files_only=True)
         model.max_seq_length = cfg.max_seq_length
         loss_fn = MultipleNegativesRankingLoss(model, scale=cfg.scale)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * len(plan)), max(1, len(plan)))
-        model.train()
-        for batch in tqdm(plan, desc="training compressor", unit="step"):
+
+        def step_loss(batch: list[Triplet]) -> float:
             cols = ([t.anchor for t in batch], [t.positive for t in batch], [t.negative for t in batch])
             features = [batch_to_device(model.preprocess(list(c)), model.device) for c in cols]
             loss = loss_fn(features, None)
-            opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-        model.eval()
+            return float(loss.detach())
+
+        losses = run_steps(model, opt, plan, step_loss, desc="training compressor", scheduler=sched)
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save(str(out_dir), create_model_card=False)
     meta = {"base_model": base, "config": asdict(cfg), "steps": len(plan), "triplets": len(triplets), "losses": losses}
-    atomic_write_json(out_dir / META_FILE, meta)
-    seconds = time.perf_counter() - start
-    logger.info("trained extractive compressor: %d steps in %.1fs -> %s", len(plan), seconds, out_dir)
-    return TrainResult(out_dir, len(plan), losses, seconds)
+    return finish(out_dir, META_FILE, meta, losses, start, "extractive compressor")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,20 +35,15 @@ compressor (``hf:/path/to/out``).
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from tqdm.auto import tqdm
-
 from branchwise.errors import InputError, MissingDependencyError
 from branchwise.generation.color import PreferencePair
-from branchwise.retrieval.atomic import atomic_write_json
-
-logger = logging.getLogger(__name__)
+from branchwise.generation.training import TrainResult, finish, run_steps, seeded
 
 __all__ = ["PreferenceResult", "PreferenceTrainConfig", "dpo_loss", "orpo_loss", "read_preferences", "train_preference"]
 
@@ -94,14 +89,7 @@ class PreferenceTrainConfig:
     seed: int = 0
 
 
-@dataclass(slots=True)
-class PreferenceResult:
-    """Losses per optimiser step and where the model was saved."""
-
-    out_dir: Path
-    steps: int
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+PreferenceResult = TrainResult  # losses per optimiser step and where the model was saved
 
 
 def read_preferences(path: Path) -> list[PreferencePair]:
@@ -234,8 +222,7 @@ def train_preference(
         raise MissingDependencyError("torch", "core", "Preference training") from e
     start = time.perf_counter()
     rng = random.Random(cfg.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):
         model, tok = _load(cfg)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
@@ -256,10 +243,8 @@ def train_preference(
         if cfg.max_steps is not None:
             steps = min(steps, cfg.max_steps)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
-        model.train()
-        losses: list[float] = []
-        for step in tqdm(range(steps), desc=f"{cfg.objective} training", unit="step"):
-            opt.zero_grad()
+
+        def step_loss(step: int) -> float:
             total = 0.0
             for b in batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]:
                 rows = [encoded[i][0] for i in b] + [encoded[i][1] for i in b]
@@ -274,24 +259,12 @@ def train_preference(
                 loss = loss.mean() / cfg.grad_accum
                 loss.backward()
                 total += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(total)
-        model.eval()
+            return total
+
+        losses = run_steps(model, opt, range(steps), step_loss, desc=f"{cfg.objective} training")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tok.save_pretrained(str(out_dir))
-    atomic_write_json(
-        out_dir / "branchwise_preference.json", {"config": asdict(cfg), "pairs": len(pairs), "losses": losses}
-    )
-    seconds = time.perf_counter() - start
-    logger.info(
-        "%s: %d steps in %.1fs, loss %.4f -> %.4f",
-        cfg.objective,
-        steps,
-        seconds,
-        losses[0] if losses else 0,
-        losses[-1] if losses else 0,
-    )
-    return PreferenceResult(out_dir, steps, losses, seconds)
+    meta = {"config": asdict(cfg), "pairs": len(pairs), "losses": losses}
+    return finish(out_dir, "branchwise_preference.json", meta, losses, start, cfg.objective)
