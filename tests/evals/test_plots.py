@@ -14,19 +14,19 @@ def ci(mean: float, width: float = 0.05) -> dict[str, float]:
     return {"mean": mean, "low": mean - width, "high": mean + width}
 
 
+def run_summary(kind: str, primary: str, systems: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The fields of a run summary that the plots read."""
+    return {"dataset": "d", "kind": kind, "primary": primary, "meta": {"questions": 20},
+            "systems": {name: {"metrics": metrics} for name, metrics in systems.items()}}
+
+
 def test_qa_run_gets_quality_frontier_and_cost(tmp_path: Path) -> None:
-    summary: dict[str, Any] = {
-        "dataset": "hotpot",
-        "kind": "qa",
-        "primary": "f1",
-        "meta": {"questions": 20},
-        "systems": {
-            "naive_rag": {"metrics": {"f1": ci(0.4), "ndcg@10": ci(0.5), "context_tokens": ci(2000, 100),
-                                      "llm_calls": ci(1, 0), "latency_s": ci(2.0, 0.3)}},
-            "agent": {"metrics": {"f1": ci(0.47), "context_tokens": ci(250, 30), "llm_calls": ci(6, 1)}},
-            "closed_book": {"metrics": {"f1": ci(0.2)}},
-        },
-    }
+    summary = run_summary("qa", "f1", {
+        "naive_rag": {"f1": ci(0.4), "ndcg@10": ci(0.5), "context_tokens": ci(2000, 100), "llm_calls": ci(1, 0),
+                      "latency_s": ci(2.0, 0.3)},
+        "agent": {"f1": ci(0.47), "context_tokens": ci(250, 30), "llm_calls": ci(6, 1)},
+        "closed_book": {"f1": ci(0.2)},
+    })
     written = write_plots(tmp_path, summary)
     assert written == ["quality.png", "quality_vs_context.png", "cost.png"]
     for name in written:
@@ -34,14 +34,8 @@ def test_qa_run_gets_quality_frontier_and_cost(tmp_path: Path) -> None:
 
 
 def test_ir_run_gets_only_the_quality_panels(tmp_path: Path) -> None:
-    summary: dict[str, Any] = {
-        "dataset": "cranfield",
-        "kind": "ir",
-        "primary": "ndcg@10",
-        "meta": {"questions": 225},
-        "systems": {"bm25": {"metrics": {"ndcg@10": ci(0.4), "recall@10": ci(0.5)}},
-                    "dense": {"metrics": {"ndcg@10": ci(0.45)}}},
-    }
+    summary = run_summary("ir", "ndcg@10", {"bm25": {"ndcg@10": ci(0.4), "recall@10": ci(0.5)},
+                                            "dense": {"ndcg@10": ci(0.45)}})
     assert write_plots(tmp_path, summary) == ["quality.png"]
     assert (tmp_path / "quality.png").read_bytes().startswith(PNG)
-    assert write_plots(tmp_path / "none", {**summary, "systems": {"x": {"metrics": {}}}}) == []
+    assert write_plots(tmp_path / "none", run_summary("ir", "ndcg@10", {"x": {}})) == []
