@@ -4,6 +4,9 @@ Each stage is recorded in the manifest (``chunks``, ``embeddings``, ``bm25``, ``
 ``graph``). Rerunning an interrupted build redoes only what is not done: the chunk stage
 embeds only missing chunks, the tree build resumes from ``tree.build/`` checkpoints, and
 graph extraction reuses per-chunk results cached in ``graph/``.
+
+Incremental updates of a built index (``branchwise add`` / ``delete``) are
+:func:`add_documents` and :func:`delete_documents`, from :mod:`branchwise.incremental`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ from pathlib import Path
 from typing import Literal
 
 from branchwise.errors import InputError
+from branchwise.incremental import UpdateReport, add_documents, check_deletable, delete_documents, update_needs_llm
 from branchwise.models.base import LLM, Embedder
 from branchwise.retrieval.build import IndexBuildConfig, build_chunk_index
 from branchwise.retrieval.index import Index
 from branchwise.trees.build import TreeConfig
 
 log = logging.getLogger(__name__)
+
+__all__ = ["IndexConfig", "IndexPlan", "UpdateReport", "add_documents", "build_graph_stage", "build_index",
+           "build_tree_stage", "check_deletable", "delete_documents", "plan_index", "update_needs_llm"]
 
 TREE_CHECKPOINT_DIR = "tree.build"
 
@@ -93,7 +100,9 @@ def build_tree_stage(idx: Index, config: TreeConfig, *, llm: LLM | None, progres
                         checkpoint=checkpoint, progress=progress)
     idx.save_tree(result.tree, result.node_embeddings)
     tree_info = {"strategy": config.strategy, "max_children": config.max_children,
-                 "summary_mode": config.summary.mode, **_usage_dict(result.usage)}
+                 "summary_mode": config.summary.mode, "summary_tokens": config.summary.summary_tokens,
+                 "input_tokens": config.summary.input_tokens, "node_vectors": config.node_vectors,
+                 "seed": config.seed, **_usage_dict(result.usage)}
     idx.update_manifest(extra={**idx.manifest.extra, "tree": tree_info},
                         counts={**idx.manifest.counts, "nodes": len(result.tree)})
     idx.set_stage("tree", "done")

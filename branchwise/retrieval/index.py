@@ -312,7 +312,14 @@ class Index:
     def remove_docs(self, doc_ids: Iterable[str]) -> list[str]:
         """Delete every chunk of these documents; returns the removed chunk ids."""
         gone = set(doc_ids)
-        ids = [c.id for c in self.chunks if c.doc_id in gone]
+        return self.remove_chunks([c.id for c in self.chunks if c.doc_id in gone])
+
+    def remove_chunks(self, chunk_ids: Iterable[str]) -> list[str]:
+        """Delete these chunks (vectors, ``chunks.jsonl``, BM25); returns the ids that were present.
+
+        The tree is not edited here: see :func:`branchwise.pipeline.delete_documents`.
+        """
+        ids = [i for i in dict.fromkeys(chunk_ids) if i in self.chunks]
         if ids:
             self.store.delete(CHUNKS, ids)
             self.chunks.remove(ids)

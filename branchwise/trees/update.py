@@ -17,13 +17,15 @@ changed as ``stale``, and :func:`refresh_stale` rewrites only those.
 Every node on a changed path (the new/removed leaf's parent up to the root), every node
 created by a split, and the new root are marked stale. New nodes get the normalised mean
 of their children's vectors until refreshed. The tree validates after every update.
+:func:`sync_leaves` does both to make the leaves match a chunk list (what
+``branchwise add`` / ``delete`` use, so an interrupted update is repaired by the next).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -256,6 +258,40 @@ def _collapse(tree: Tree, nid: str, node_vectors: MutableMapping[str, np.ndarray
     node_vectors.pop(nid, None)
     result.removed.append(nid)
     return tree.nodes[child].parent
+
+
+def sync_leaves(
+    tree: Tree,
+    chunk_ids: Sequence[str],
+    *,
+    replace: Collection[str] = (),
+    node_vectors: MutableMapping[str, np.ndarray],
+    chunk_vectors: ChunkVectors,
+    seed: int = 0,
+    clustering: ClusterConfig | None = None,
+) -> UpdateResult:
+    """Make the tree's leaves exactly ``chunk_ids`` (in place): delete the leaves of chunks
+    not in it and of ``replace`` (chunks whose text changed), then place every listed chunk
+    without a leaf, in the order given. Stale marks as :func:`add_chunks` / :func:`delete_chunks`.
+
+    Args:
+        chunk_vectors: embeddings of any chunk in ``chunk_ids`` (the new ones included).
+    """
+    keep = set(chunk_ids)
+    leaves = {n.chunk_id for n in tree.leaves()}
+    result = UpdateResult()
+    doomed = sorted((leaves - keep) | (set(replace) & leaves & keep))
+    if doomed:
+        res = delete_chunks(tree, doomed, node_vectors=node_vectors)
+        result.removed, result.stale = res.removed, set(res.stale)
+    placed = {n.chunk_id for n in tree.leaves()}
+    todo = [c for c in dict.fromkeys(chunk_ids) if c not in placed]
+    if todo:
+        res = add_chunks(tree, todo, chunk_vectors(todo), node_vectors=node_vectors, chunk_vectors=chunk_vectors,
+                         seed=seed, clustering=clustering)
+        result.added, result.created = res.added, res.created
+        result.stale = (result.stale | res.stale) & set(tree.nodes)
+    return result
 
 
 def refresh_stale(
