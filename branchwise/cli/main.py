@@ -20,6 +20,7 @@ log = logging.getLogger("branchwise.cli")
 #: modules that contribute subcommands, in help order
 COMMAND_MODULES = (
     "branchwise.cli.index_cmd",
+    "branchwise.cli.update_cmd",
     "branchwise.cli.ask_cmd",
     "branchwise.cli.eval_cmd",
     "branchwise.cli.compress_cmd",
