@@ -56,6 +56,9 @@ def _ask(index_dir: str | Path, question: str, args: argparse.Namespace) -> int:
     from branchwise.generation.compress import CompressionConfig
     from branchwise.trees.navigator import NavigatorConfig
 
+    from branchwise.retrieval.manifest import Manifest
+
+    Manifest.load(Path(index_dir))  # a wrong path fails here, before the models load
     settings = settings_from_args(args)
     embedder, llm = load_models(settings, need_llm=True)
     index = open_index(index_dir, embedder=embedder)

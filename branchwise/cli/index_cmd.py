@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from branchwise.cli.options import add_model_options, settings_from_args
+from branchwise.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +63,8 @@ def run_index(args: argparse.Namespace) -> int:
     from branchwise.facade import load_models
     from branchwise.pipeline import build_index, plan_index
 
+    if not Path(args.path).exists():  # fail before the models load
+        raise InputError(f"no such file or folder: {args.path}.", fix="check the path you passed to index.")
     config = index_config_from_args(args)
     needs_llm = config.needs_llm() or config.graph == "auto"
     embedder, llm = load_models(settings_from_args(args), need_llm=needs_llm)

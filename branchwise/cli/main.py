@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -50,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietThirdParty(logging.Filter):
+    """Drop records below ``floor`` from the loggers in NOISY_LOGGERS (and their children)."""
+
+    def __init__(self, floor: int) -> None:
+        super().__init__()
+        self.floor = floor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.floor:
+            return True
+        return not any(record.name == n or record.name.startswith(n + ".") for n in NOISY_LOGGERS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from branchwise.offline import apply_offline_defaults
 
@@ -57,9 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
+    if not args.verbose:  # transformers' "Loading weights" bars are noise in a CLI; ours stay
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in NOISY_LOGGERS:  # third-party loggers that set DEBUG on their own
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Third-party loggers that set DEBUG on their own when imported (bm25s does, after this
+    # point): filter at the handler, so import order does not matter.
+    quiet = _QuietThirdParty(max(level, logging.WARNING))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

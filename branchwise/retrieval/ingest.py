@@ -104,8 +104,12 @@ def _discover(root: Path, config: IngestConfig) -> list[Path]:
 
     exts = {e.lower() for e in config.extensions}
     if ".pdf" in exts and not pdf_supported():
-        log.warning("pypdf is not installed: .pdf files in %s are skipped (pip install 'branchwise[pdf]').", root)
         exts.discard(".pdf")
+        pattern = "**/*" if config.recursive else "*"
+        pdfs = [p for p in root.glob(pattern) if p.suffix.lower() == ".pdf" and p.is_file()]
+        if pdfs:
+            log.warning("pypdf is not installed: %d .pdf file(s) in %s are skipped (pip install 'branchwise[pdf]').",
+                        len(pdfs), root)
     # SimpleDirectoryReader compares suffixes case-sensitively: list both spellings.
     required = sorted(exts | {e.upper() for e in exts})
     # Hidden files are filtered here, relative to the root: SimpleDirectoryReader's own
