@@ -68,6 +68,9 @@ class AgentConfig:
         context_budget_tokens: token budget of the evidence given to the generator (the
             compressor's budget, or the truncation budget without one).
         answer_max_tokens: generation bound of the final answer.
+        answer_style: ``"sentence"`` (one cited sentence) or ``"short"`` (only the answer
+            span and its citation, for EM/F1-scored QA benchmarks); see
+            :class:`~branchwise.generation.answer.AnswerConfig`.
         snippet_chars: characters of evidence text shown in feedback and gap prompts.
     """
 
@@ -88,6 +91,7 @@ class AgentConfig:
     gap_query: GapQueryMode = "template"
     context_budget_tokens: int = 1_200
     answer_max_tokens: int = 200
+    answer_style: Literal["sentence", "short"] = "sentence"
     snippet_chars: int = 400
 
     def __post_init__(self) -> None:

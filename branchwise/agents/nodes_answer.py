@@ -95,7 +95,7 @@ def generate(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
     deps, cfg = env.deps(runtime.context), env.config
     context = [evidence_from_record(r) for r in state.get("context", [])]
     emit(runtime, "progress", "generate", f"writing the answer from {len(context)} sources")
-    writer = AnswerWriter(deps.llm, AnswerConfig(max_tokens=cfg.answer_max_tokens))
+    writer = AnswerWriter(deps.llm, AnswerConfig(max_tokens=cfg.answer_max_tokens, style=cfg.answer_style))
     written = writer.write(state["question"], context, on_token=lambda piece: emit(runtime, "token", "generate", piece))
     answer: AnswerRecord = {
         "text": written.text,

@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--embedder", default=None, help="embedder spec (default: $BRANCHWISE_EMBEDDER or 'default')")
     p.add_argument("--k", type=int, default=10, help="chunks retrieved per question for the retrieval metrics")
     p.add_argument("--rag-k", type=int, default=5, help="chunks naive RAG gives the generator")
+    p.add_argument("--answer-style", choices=("short", "sentence"), default="short",
+                   help="how QA systems answer: short = the answer span + citation (what EM/F1 score), "
+                        "sentence = one cited sentence (default: short)")
     p.add_argument("--workers", type=int, default=4, help="parallel questions for HTTP (openai:) LLM backends")
     p.add_argument("--tree-summaries", choices=("llm", "extractive"), default="llm",
                    help="how to summarise the tree when a system needs one (llm: one call per node)")
@@ -86,7 +89,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(llm=args.llm, embedder=args.embedder)
     llm_spec = args.llm or os.environ.get("BRANCHWISE_LLM")
-    config = EvalConfig(out_dir=args.out, limit=args.limit, k=args.k, rag_k=args.rag_k, workers=args.workers,
+    config = EvalConfig(out_dir=args.out, limit=args.limit, k=args.k, rag_k=args.rag_k,
+                        answer_style=args.answer_style, workers=args.workers,
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
                         tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]

@@ -104,7 +104,7 @@ class AgentSystem:
         self._agents = _require("branchwise.agents", name)
         self._compress = compress
         self._graph_search = self._load_graph(ctx) if graph else None
-        config = self._agents.AgentConfig()
+        config = self._agents.AgentConfig(answer_style=ctx.answer_style)
         if compress:
             # The agent's compress node fits the pool into AgentConfig.context_budget_tokens;
             # with a compressor that budget is the compressor's (RECOMP default, or the variant's).

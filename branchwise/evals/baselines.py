@@ -58,11 +58,11 @@ def evidence_from_chunks(index: Any, hits: list[ScoredChunk]) -> list[Evidence]:
 
 def answer_from_evidence(ctx: SystemContext, question: str, evidence: list[Evidence]) -> tuple[Answer, Usage, int]:
     """Write a cited answer from ``evidence`` with a per-question LLM; returns answer, usage, context tokens."""
-    from branchwise.generation.answer import AnswerWriter
+    from branchwise.generation.answer import AnswerConfig, AnswerWriter
     from branchwise.generation.compress import count_tokens
 
     with ctx.session_llm() as llm, Stopwatch() as sw:
-        written = AnswerWriter(llm).write(question, evidence)
+        written = AnswerWriter(llm, AnswerConfig(style=ctx.answer_style)).write(question, evidence)
     context = sum(count_tokens(e.text) for e in evidence)
     usage = usage_from_meter(llm.meter, sw.seconds)
     answer = Answer(text=written.text, citations=written.citations, found=written.found, usage=usage,

@@ -52,6 +52,9 @@ class EvalConfig:
         limit: evaluate the first ``limit`` questions (None: all).
         k: chunks each system returns for the retrieval metrics.
         rag_k: chunks naive RAG puts into the generator's context.
+        answer_style: how every QA system writes its answer: ``"short"`` (the answer span
+            and its citation; what EM/F1 against short gold answers, as in HotpotQA, measure)
+            or ``"sentence"`` (one cited sentence, the interactive default).
         workers: threads for HTTP LLM backends (local backends always run serially).
         index_dir: build/reuse the index here instead of ``out_dir/index`` (to share one
             index between runs).
@@ -71,6 +74,7 @@ class EvalConfig:
     limit: int | None = None
     k: int = 10
     rag_k: int = 5
+    answer_style: str = "short"
     workers: int = 4
     index_dir: Path | None = None
     llm_spec: str | None = None
@@ -175,7 +179,8 @@ def run_eval(
                           embedder_spec=config.embedder_spec, llm_spec=config.llm_spec, progress=config.progress)
     tree_usage = ensure_tree(index, llm_factory, summary_mode=config.tree_summaries,
                              progress=config.progress) if needs_tree else None
-    ctx = SystemContext(index, llm_factory, out / "cache" / "llm.sqlite", k=config.k, rag_k=config.rag_k)
+    ctx = SystemContext(index, llm_factory, out / "cache" / "llm.sqlite", k=config.k, rag_k=config.rag_k,
+                        answer_style=config.answer_style)
     systems = build_systems(system_names, ctx)
     meta = _run_meta(out, data, index, system_names, config, needs_llm, tree_usage)
     atomic_write_json(out / "run.json", meta)

@@ -78,6 +78,7 @@ class SystemContext:
         cache_path: sqlite file of the LLM call cache (None: no caching).
         k: chunks each system returns for the retrieval metrics.
         rag_k: chunks naive RAG (and RAPTOR RAG) put into the generator's context.
+        answer_style: ``AnswerConfig.style`` of every QA system ("short" or "sentence").
     """
 
     def __init__(
@@ -88,12 +89,14 @@ class SystemContext:
         *,
         k: int = 10,
         rag_k: int = 5,
+        answer_style: str = "short",
     ) -> None:
         self.index = index
         self.embedder = index.embedder
         self.cache_path = cache_path
         self.k = k
         self.rag_k = rag_k
+        self.answer_style = answer_style
         self._llm_factory = llm_factory
         self._llm: LLM | None = None
         self._lock = threading.Lock()

@@ -112,3 +112,19 @@ def test_stream_chat_capability_streams_pieces() -> None:
     one_piece: list[str] = []
     AnswerWriter(ScriptedLLM(["Dublin [1]."])).write("Where?", EVIDENCE, on_token=one_piece.append)
     assert one_piece == ["Dublin [1]."]
+
+
+def test_short_style_asks_for_the_answer_span_and_keeps_the_citation() -> None:
+    llm = ScriptedLLM(["River Liffey [2]"])
+    written = AnswerWriter(llm, AnswerConfig(style="short")).write("Which river flows through Dublin?", EVIDENCE)
+    assert written.text == "River Liffey [2]"
+    assert [c.chunk_id for c in written.citations] == ["liffey#0"]
+    instruction = llm.calls[0][-1].content.splitlines()[-1]
+    assert "only the answer" in instruction and "like: Paris [1]" in instruction
+    default = answer_messages("Q?", number_sources(EVIDENCE))[-1].content.splitlines()[-1]
+    assert default == "Answer in one sentence, citing sources like [1]."
+
+
+def test_unknown_answer_style_is_refused_with_the_choices() -> None:
+    with pytest.raises(Exception, match="sentence, short"):
+        AnswerConfig(style="essay")  # type: ignore[arg-type]
