@@ -6,13 +6,15 @@
     app.block_thread()
 
 Layout: the chat on the left (the agent's steps stream into a collapsible "thought"
-message, then the answer streams token by token; the answer's sources appear below it as
-chips, and clicking one opens the cited chunk and its path in the tree); on the right the
-trace of the last answer (the explored tree as a picture, the per-node raw / calibrated /
-path scores and reasoning, the evidence pool, tokens, calls and latency), the index
-picker and upload-and-build, and the settings. Every question reads the settings as they
-are on screen, so sessions never share knobs; the models and opened indexes are shared
-(see :mod:`branchwise.ui.sessions`). Analytics are off and nothing leaves the machine.
+message, then the answer streams token by token; once it is done, its sources appear below
+as chips, and clicking one opens the cited chunk, rendered, and its path in the tree with
+each node's topics and gist); on the right the trace of the last answer (the explored tree
+as a picture, tokens, calls and latency, the per-node raw / calibrated / path scores with a
+legend, plus the scorer's reasoning when it gives any, and the evidence pool), the index
+picker and upload-and-build, and the settings. Panels with nothing to show yet stay hidden
+behind a one-line hint instead of showing empty frames. Every question reads the settings
+as they are on screen, so sessions never share knobs; the models and opened indexes are
+shared (see :mod:`branchwise.ui.sessions`). Analytics are off and nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -34,17 +36,34 @@ log = logging.getLogger(__name__)
 
 TITLE = "branchwise chat"
 CSS = """
+#chat .placeholder-content { min-height: 280px; justify-content: center; }
+#chat .thought-group .title .md { font-size: var(--text-md) !important; }
 #citation-chips .wrap { gap: 6px; }
-#citation-chips label { border-radius: 999px !important; padding: 2px 12px !important; font-size: 0.9em; }
+#citation-chips label { border-radius: 999px !important; padding: 4px 14px !important; font-size: 0.9em;
+                        cursor: pointer; }
+#citation-chips label input[type=radio] { display: none; }
 #citation-chips label.selected { background: var(--color-accent-soft) !important;
-                                color: var(--body-text-color) !important; }
+                                color: var(--body-text-color) !important;
+                                border-color: var(--color-accent) !important; }
 #citation-chips label.selected span { color: var(--body-text-color) !important; }
-#chunk-view blockquote { white-space: normal; border-left: 3px solid var(--color-accent); padding-left: 10px; }
-#usage-line { font-size: 0.9em; }
+#chunk-view blockquote { white-space: normal; border-left: 3px solid var(--color-accent); padding: 2px 0 2px 12px;
+                         margin: 8px 0 14px 0; max-height: 420px; overflow-y: auto; }
+#chunk-view blockquote p { margin: 0 0 0.6em 0; }
+#chunk-view .tree-path ul { list-style: none; padding-left: 1.2em; margin: 0; border-left: 1px dotted #bbb; }
+#chunk-view .tree-path > ul { padding-left: 0; border-left: none; }
+#chunk-view .tree-path li { margin: 0.4em 0; font-size: var(--text-md) !important; line-height: 1.45; }
+#chunk-view .tree-path small { font-size: var(--text-sm) !important; color: var(--body-text-color-subdued); }
+#usage-line p { font-size: var(--text-sm) !important; }
+#scores-legend p, #scores-legend li { font-size: var(--text-sm) !important; }
+#scores-legend li { margin: 0.15em 0; }
+#scores-legend ul { margin-top: 0; }
+.hint p { color: var(--body-text-color-subdued); }
 """
-_NO_TRACE = "_Ask a question to see how the navigator explored the tree._"
-_NO_SOURCES = "Sources (appear after an answer)"
-_NO_CHUNK = "_Click a source chip under an answer to read the cited chunk and see its place in the tree._"
+_NO_TRACE = ("_The trace of an answer appears here when it is done: the part of the tree the navigator explored, "
+             "the scores of every node it looked at, and the evidence pool._")
+_SOURCES = "Sources of this answer: click one to read it"
+_NO_SOURCES = "This answer cites no sources"
+_NO_CHUNK = "_Click a source above to read the cited passage and see where it sits in the tree._"
 
 
 def _messages_update(history: list[dict[str, Any]], question: str, up: ChatUpdate, done: bool) -> list[dict[str, Any]]:
@@ -52,7 +71,8 @@ def _messages_update(history: list[dict[str, Any]], question: str, up: ChatUpdat
     last = up.steps[-1] if up.steps else "starting"
     steps_md = "\n".join(f"- {s}" for s in up.steps) or "- starting"
     meta: dict[str, Any] = (
-        {"title": f"Agent steps ({len(up.steps)})", "status": "done", "duration": round(up.elapsed_s, 2)}
+        {"title": f"Agent steps ({len(up.steps)}): click to show how this was answered", "status": "done",
+         "duration": round(up.elapsed_s, 2)}
         if done else {"title": f"Working: {last}", "status": "pending"}
     )
     out = [*history, {"role": "user", "content": question},
@@ -66,7 +86,8 @@ def _chip_choices(session: ChatSession) -> list[tuple[str, str]]:
     answer = session.answer
     if answer is None:
         return []
-    return [(f"{c.marker} {c.title or c.chunk_id}", c.chunk_id) for c in answer.citations]
+    return [(f"{c.marker} {tv.shorten_words(tv.plain_line(c.title), 60) if c.title else c.chunk_id}", c.chunk_id)
+            for c in answer.citations]
 
 
 def _answer_json(answer: Any, index_name: str) -> dict[str, Any]:
@@ -89,18 +110,24 @@ class _Handlers:
     def respond(self, question: str, history: list[dict[str, Any]], session: ChatSession, index_name: str,
                 llm: str, embedder: str, scorer: str, beam: float, iterations: float, rounds: float,
                 budget_tokens: float, compression: str, use_graph: bool) -> Iterator[tuple[Any, ...]]:
-        """Stream one question; outputs: box, chat, session, chips, chunk, plot, usage, steps, pool, json."""
+        """Stream one question.
+
+        Outputs: box, chat, session, chips, chunk, plot, usage, steps, pool, json, legend, and
+        the sources panel, trace panel and trace hint (layout only: not in the API).
+        """
         skip = gr.skip()
         history = list(history or [])
         question = (question or "").strip()
+        # while a question runs, the last answer's sources and trace are put away
+        hide = (gr.Column(visible=False), gr.Column(visible=False), gr.Column(visible=True))
         try:
             settings = ChatSettings(llm=llm, embedder=embedder, scorer=scorer, beam=int(beam),  # type: ignore[arg-type]
                                     iterations=int(iterations), rounds=int(rounds), budget_tokens=int(budget_tokens),
                                     compression=compression, use_graph=bool(use_graph))  # type: ignore[arg-type]
             up = ChatUpdate()
-            for up in self.service.stream(question, index_name, settings):
+            for k, up in enumerate(self.service.stream(question, index_name, settings)):
                 yield ("", _messages_update(history, question, up, False), skip, skip, skip,
-                       skip, skip, skip, skip, skip)
+                       skip, skip, skip, skip, skip, skip, *(hide if k == 0 else (skip, skip, skip)))
         except Exception as e:  # shown in the chat; the session goes on
             if isinstance(e, BranchwiseError):
                 log.info("question failed: %s", e)
@@ -111,7 +138,7 @@ class _Handlers:
             gr.Warning(message)
             chat = [*history, {"role": "user", "content": question},
                     {"role": "assistant", "content": f"**Could not answer:** {message}{fix}"}]
-            yield (question, chat, session, skip, skip, skip, skip, skip, skip, skip)
+            yield (question, chat, session, skip, skip, skip, skip, skip, skip, skip, skip, *hide)
             return
         answer = up.answer
         assert answer is not None  # the agent's stream always ends with the answer event
@@ -120,14 +147,18 @@ class _Handlers:
         cited = [c.chunk_id for c in answer.citations]
         figure = tv.draw_traversal(answer.trace, index.tree, cited=cited) if index.tree is not None else None
         choices = _chip_choices(session)
-        label = "Sources: click one to read it" if choices else "No sources cited for this answer"
+        headers, rows, widths = tv.step_table(answer.trace, index.tree)
+        note = tv.reasoning_note(answer.trace)
         yield (
             "", _messages_update(history, question, up, True), session,
-            gr.update(choices=choices, value=None, label=label), _NO_CHUNK,
+            gr.update(choices=choices, value=None, label=_SOURCES if choices else _NO_SOURCES),
+            _NO_CHUNK if choices else "_The answer cites no passage, so there is nothing to open._",
             figure, tv.usage_markdown(answer),
-            {"headers": tv.STEP_HEADERS, "data": tv.step_rows(answer.trace, index.tree)},
+            gr.update(value={"headers": headers, "data": rows}, column_widths=widths),
             {"headers": tv.EVIDENCE_HEADERS, "data": tv.evidence_rows(answer.trace, index)},
             _answer_json(answer, index_name),
+            (f"_{note}_\n\n" if note else "") + tv.scores_legend(answer.trace),
+            gr.Column(visible=True), gr.Column(visible=True), gr.Column(visible=False),
         )
 
     def open_citation(self, chunk_id: str | None, session: ChatSession) -> str:
@@ -140,8 +171,10 @@ class _Handlers:
         return tv.chunk_markdown(self.service.open_index(session.index_name), chunk_id, answer.trace)
 
     def clear(self) -> tuple[Any, ...]:
-        return ([], ChatSession(), gr.update(choices=[], value=None, label=_NO_SOURCES), _NO_CHUNK, None, _NO_TRACE,
-                {"headers": tv.STEP_HEADERS, "data": []}, {"headers": tv.EVIDENCE_HEADERS, "data": []}, {})
+        return ([], ChatSession(), gr.update(choices=[], value=None, label=_SOURCES), _NO_CHUNK, None, "",
+                gr.update(value={"headers": tv.STEP_HEADERS, "data": []}, column_widths=tv.STEP_WIDTHS),
+                {"headers": tv.EVIDENCE_HEADERS, "data": []}, {}, tv.scores_legend(),
+                gr.Column(visible=False), gr.Column(visible=False), gr.Column(visible=True))
 
     def index_info(self, name: str | None) -> str:
         if not name:
@@ -155,6 +188,10 @@ class _Handlers:
         shape = f"tree depth {tree['depth']}, {tree['internal']} internal nodes" if tree else "no tree"
         graph = "graph index" if m.stage_done("graph") else "no graph"
         return f"**{name}**: {len(index.chunks)} chunks, {shape}, {graph}; embedder `{m.embedder.name}`"
+
+    @staticmethod
+    def chat_label(name: str | None) -> Any:
+        return gr.update(label=_chat_label(name))
 
     def refresh(self, current: str | None) -> Any:
         choices = self.service.workspace.index_choices()
@@ -176,6 +213,10 @@ class _Handlers:
             raise gr.Error(str(e)) from e
         choices = ws.index_choices()
         return gr.update(choices=choices, value=built), f"Built **{built}** from {len(pairs)} file(s)."
+
+
+def _chat_label(index_name: str | None) -> str:
+    return f"Chat · index {index_name}" if index_name else "Chat · no index selected"
 
 
 def _path_of(f: Any) -> str:
@@ -217,72 +258,100 @@ def make_app(
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as app:
         session = gr.State(ChatSession())
-        gr.Markdown("## branchwise chat\nAsk questions about the selected index. Each question is answered "
-                    "on its own from the index (no follow-up memory); the trace on the right shows how.")
+        gr.Markdown("## branchwise chat\nAsk questions about your documents. Each question is answered on its own "
+                    "from the selected index (no follow-up memory); the panel on the right shows how it was found.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=9, min_width=420):
-                chat = gr.Chatbot(label="Chat", height=520, elem_id="chat", buttons=["copy"], feedback_options=None,
+                chat = gr.Chatbot(label=_chat_label(first), height=None, min_height=320, max_height=640,
+                                  elem_id="chat", buttons=["copy"], feedback_options=None,
                                   placeholder="Ask about your documents: the agent's steps and the answer stream here.")
-                with gr.Row():
+                with gr.Row(equal_height=True):
                     box = gr.Textbox(show_label=False, placeholder="Type a question and press Enter", scale=8,
                                      elem_id="question", autofocus=True, max_lines=4)
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                     clear = gr.Button("Clear", scale=1, min_width=80)
-                chips = gr.Radio(choices=[], label=_NO_SOURCES, elem_id="citation-chips",
-                                 interactive=True)
-                chunk_view = gr.Markdown(_NO_CHUNK, elem_id="chunk-view", container=True)
+                with gr.Column(visible=False, elem_id="sources-panel") as sources_col:
+                    chips = gr.Radio(choices=[], label=_SOURCES, elem_id="citation-chips", interactive=True)
+                    chunk_view = gr.Markdown(_NO_CHUNK, elem_id="chunk-view", container=True)
             with gr.Column(scale=10, min_width=420):
                 with gr.Tab("Trace", elem_id="trace-tab"):
-                    plot = gr.Plot(label="Explored tree", show_label=False, format="png", elem_id="trace-plot")
-                    usage = gr.Markdown(_NO_TRACE, elem_id="usage-line")
-                    with gr.Accordion("Navigation: raw, calibrated and path scores per node "
-                                      "(reasoning comes from LLM scorers)", open=True):
-                        steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=300,
-                                                column_widths=tv.STEP_WIDTHS, wrap=True, elem_id="steps-table")
-                    with gr.Accordion("Evidence pool", open=False):
-                        pool_df = gr.Dataframe(headers=tv.EVIDENCE_HEADERS, interactive=False, max_height=260,
-                                               wrap=True, elem_id="pool-table")
-                    with gr.Accordion("Raw answer (JSON)", open=False):
-                        raw = gr.JSON(elem_id="answer-json")
+                    with gr.Column(elem_id="trace-hint") as hint_col:
+                        gr.Markdown(_NO_TRACE, elem_classes=["hint"])
+                    with gr.Column(visible=False, elem_id="trace-panel") as trace_col:
+                        plot = gr.Plot(label="Explored tree", show_label=False, format="png", elem_id="trace-plot")
+                        usage = gr.Markdown("", elem_id="usage-line")
+                        with gr.Accordion("Navigation: the scores of every node the navigator looked at", open=True):
+                            steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=300,
+                                                    column_widths=tv.STEP_WIDTHS, wrap=True, elem_id="steps-table")
+                            legend = gr.Markdown(tv.scores_legend(), elem_id="scores-legend")
+                        with gr.Accordion("Evidence pool: what retrieval found, and what reached the LLM",
+                                          open=False):
+                            pool_df = gr.Dataframe(headers=tv.EVIDENCE_HEADERS, interactive=False, max_height=260,
+                                                   wrap=True, elem_id="pool-table")
+                        with gr.Accordion("Raw answer (JSON)", open=False):
+                            raw = gr.JSON(elem_id="answer-json")
                 with gr.Tab("Index", elem_id="index-tab"):
+                    index_dd = gr.Dropdown(choices=choices, value=first, label="Index to ask", elem_id="index-picker")
                     with gr.Row(equal_height=True):
-                        index_dd = gr.Dropdown(choices=choices, value=first, label="Index", elem_id="index-picker",
-                                               scale=4)
-                        refresh = gr.Button("Refresh", size="sm", scale=1, min_width=80)
-                    info = gr.Markdown(h.index_info(first))
-                    gr.Markdown("**New index from documents** (copied into the work directory)")
-                    files = gr.File(file_count="multiple", file_types=exts, label="Documents", elem_id="uploads")
-                    new_name = gr.Textbox(label="Name of the new index", placeholder="my-docs")
-                    summaries = gr.Radio(["extractive", "llm"], value=defaults.summaries, label="Tree summaries",
-                                         info="extractive: seconds, no LLM; llm: one LLM call per tree node")
+                        info = gr.Markdown(h.index_info(first))
+                        refresh = gr.Button("Refresh list", size="sm", scale=0, min_width=110)
+                    with gr.Group():
+                        gr.Markdown("### New index from documents\nThe files are copied into the app's work "
+                                    "directory; the new index is selected when it is built.",
+                                    padding=True)
+                        files = gr.File(file_count="multiple", file_types=exts, label="Documents",
+                                        elem_id="uploads", height=140)
+                        new_name = gr.Textbox(label="Name of the new index", placeholder="my-docs")
+                        emb = gr.Dropdown(pool.embedder_specs(), value=defaults.embedder, label="Embedder",
+                                          allow_custom_value=pool.allow_custom,
+                                          info="default = the bundled all-MiniLM-L6-v2; questions to an index always "
+                                               "use the embedder it was built with")
+                        summaries = gr.Radio(["extractive", "llm"], value=defaults.summaries, label="Tree summaries",
+                                             info="extractive: seconds, no LLM; llm: one call per tree node with the "
+                                                  "LLM chosen in Settings")
                     build = gr.Button("Build index", variant="primary", elem_id="build")
                     build_status = gr.Markdown()
                 with gr.Tab("Settings", elem_id="settings-tab"):
+                    gr.Markdown("These settings are read each time you ask, and apply to this browser tab only.",
+                                elem_classes=["hint"])
                     llm = gr.Dropdown(pool.llm_specs(), value=defaults.llm, label="LLM",
-                                      allow_custom_value=pool.allow_custom, info="default = embedded Qwen2.5 1.5B")
-                    emb = gr.Dropdown(pool.embedder_specs(), value=defaults.embedder,
-                                      label="Embedder (for new indexes)",
-                                      allow_custom_value=pool.allow_custom)
+                                      allow_custom_value=pool.allow_custom,
+                                      info="writes the answer (and plans, judges evidence, scores with yesno / llm); "
+                                           "default = the embedded Qwen2.5 1.5B")
                     scorer = gr.Radio(list(SCORER_CHOICES), value=defaults.scorer, label="Tree scorer",
-                                      info="embedding: no LLM calls; yesno / llm: the LLM judges each slate")
-                    beam = gr.Slider(1, 8, value=defaults.beam, step=1, label="Beam width B")
-                    iterations = gr.Slider(1, 40, value=defaults.iterations, step=1, label="Navigator iterations N")
-                    rounds = gr.Slider(1, 4, value=defaults.rounds, step=1, label="Agent retrieval rounds")
-                    budget = gr.Slider(128, 4096, value=defaults.budget_tokens, step=64, label="Context token budget")
+                                      info="how the navigator scores a node's children: embedding = similarity to the "
+                                           "question, no LLM calls; yesno / llm = the LLM judges each slate and "
+                                           "explains its scores")
+                    with gr.Row():
+                        beam = gr.Slider(1, 8, value=defaults.beam, step=1, label="Beam width B",
+                                         info="nodes expanded per iteration")
+                        iterations = gr.Slider(1, 40, value=defaults.iterations, step=1,
+                                               label="Navigator iterations N", info="expansions before it stops")
+                    with gr.Row():
+                        rounds = gr.Slider(1, 4, value=defaults.rounds, step=1, label="Agent retrieval rounds",
+                                           info="1 = retrieve once; more = search again for what is missing")
+                        budget = gr.Slider(128, 4096, value=defaults.budget_tokens, step=64,
+                                           label="Context token budget", info="evidence tokens given to the LLM")
                     compression = gr.Dropdown(list(COMPRESSION_CHOICES), value=defaults.compression,
-                                              label="Compression")
+                                              label="Compression",
+                                              info="how evidence is cut to the budget: none, extractive (keeps "
+                                                   "the most relevant sentences), abstractive (the LLM summarises), "
+                                                   "color (the shortest of several candidates the LLM judges "
+                                                   "sufficient)")
                     graph = gr.Checkbox(value=defaults.use_graph, label="Use the graph index (when the index has one)")
 
         knobs = [llm, emb, scorer, beam, iterations, rounds, budget, compression, graph]
-        outputs = [box, chat, session, chips, chunk_view, plot, usage, steps_df, pool_df, raw]
+        panels = [sources_col, trace_col, hint_col]
+        outputs = [box, chat, session, chips, chunk_view, plot, usage, steps_df, pool_df, raw, legend, *panels]
         ask = dict(fn=h.respond, inputs=[box, chat, session, index_dd, *knobs], outputs=outputs,
-                   concurrency_limit=config.chat_concurrency, concurrency_id="chat")
+                   concurrency_limit=config.chat_concurrency, concurrency_id="chat", show_progress_on=[chat])
         box.submit(**ask, api_name="ask")  # type: ignore[arg-type]
         send.click(**ask, api_visibility="private")  # type: ignore[arg-type]
         chips.input(h.open_citation, [chips, session], chunk_view, api_name="open_citation")
-        clear.click(h.clear, None, [chat, session, chips, chunk_view, plot, usage, steps_df, pool_df, raw],
-                    api_name="clear")
+        clear.click(h.clear, None, [chat, session, chips, chunk_view, plot, usage, steps_df, pool_df, raw, legend,
+                                    *panels], api_name="clear")
         index_dd.change(h.index_info, index_dd, info, api_name="index_info")
+        index_dd.change(h.chat_label, index_dd, chat, api_visibility="private")
         refresh.click(h.refresh, index_dd, index_dd, api_name="refresh_indexes")
         build.click(h.build, [files, new_name, summaries, emb, llm], [index_dd, build_status], api_name="build_index",
                     concurrency_limit=1, concurrency_id="build")

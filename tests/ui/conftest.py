@@ -37,7 +37,10 @@ def grounded_reply(messages: Sequence[Message]) -> str:
         if not sources:
             return "NOT_FOUND"
         number, text = max(sources, key=lambda s: (len(q & set(_WORD.findall(s[1].lower()))), -int(s[0])))
-        sentence = next((s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) > 5), text[:160])
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))  # no headings
+        sentence = next((s.strip() for s in re.split(r"(?<=[.!?])\s+", text)
+                         if len(s.split()) > 5 and s.strip()[:1].isupper()), text[:160])
+        sentence = " ".join(sentence.split())  # one line, as a model would write it
         return f"From the documentation: {sentence} [{number}]"
     if "decompose questions" in system:  # one triple whose unknown is the answer
         question = user.rsplit("Question:", 1)[-1].removesuffix("JSON:").strip()

@@ -53,11 +53,17 @@ def test_a_person_asks_watches_it_stream_and_opens_a_citation(live_app, page) ->
     live_app.llm.delay_s = 0.12  # slow enough to see the answer arrive word by word
     try:
         page.goto(live_app.url)
+        # before any question: a hint where the trace will be, no empty source or trace widgets
+        page.locator("#trace-hint").get_by_text("The trace of an answer appears here").wait_for()
+        assert not page.locator("#citation-chips").is_visible() and not page.locator("#trace-plot").is_visible()
+        assert "index demo-index" in page.locator("#chat").inner_text()
+        page.screenshot(path=ARTIFACTS / "00-empty.png", full_page=True)
         page.locator("#question textarea").fill(DEMO_QUESTION)
         page.locator("#question textarea").press("Enter")
 
-        # the agent's steps appear while it works
+        # the agent's steps appear while it works, one line each, under a "Working: ..." title
         page.get_by_text("Working:", exact=False).first.wait_for()
+        page.locator("#chat").get_by_text("navigating level", exact=False).first.wait_for()
         page.screenshot(path=ARTIFACTS / "01-steps-streaming.png", full_page=True)
 
         # the answer streams: sample the last bot message until the trace picture arrives
@@ -81,6 +87,9 @@ def test_a_person_asks_watches_it_stream_and_opens_a_citation(live_app, page) ->
         size = page.locator("#trace-plot img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert size[0] > 400 and size[1] > 200
         assert page.locator("#steps-table").get_by_text("calibrated").count() >= 1
+        # the embedding scorer gives no reasoning: no empty column for it, and the legend says why
+        assert page.locator("#steps-table").get_by_text("reasoning").count() == 0
+        assert "No reasoning column" in page.locator("#scores-legend").inner_text()
         page.screenshot(path=ARTIFACTS / "03-answer-and-trace.png", full_page=True)
 
         # click the first citation chip: the chunk text and its place in the tree appear
@@ -89,9 +98,19 @@ def test_a_person_asks_watches_it_stream_and_opens_a_citation(live_app, page) ->
         chip.click()
         view = page.locator("#chunk-view")
         view.get_by_text("p = path relevance for this question").wait_for()
-        assert ".md#" in view.inner_text() and "p=" in view.inner_text()
+        text = view.inner_text()
+        assert ".md#" in text and "p = " in text and "topics:" in text
+        assert not any(line.lstrip().startswith("#") for line in text.splitlines())  # headings are rendered
         page.screenshot(path=ARTIFACTS / "04-citation-opened.png", full_page=True)
         page.locator("#trace-plot img").screenshot(path=ARTIFACTS / "05-trace-picture.png")
+
+        # the other tabs, for a person to look at
+        page.get_by_role("tab", name="Index").click()
+        page.locator("#index-picker").wait_for()
+        page.screenshot(path=ARTIFACTS / "06-index-tab.png", full_page=True)
+        page.get_by_role("tab", name="Settings").click()
+        page.get_by_text("Beam width B").wait_for()
+        page.screenshot(path=ARTIFACTS / "07-settings-tab.png", full_page=True)
     finally:
         live_app.llm.delay_s = 0.02
 

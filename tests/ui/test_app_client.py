@@ -19,8 +19,13 @@ from conftest import DEMO_QUESTION, StreamingScriptedLLM, grounded_reply
 from branchwise.errors import InputError
 from branchwise.ui.sessions import Workspace, safe_name
 
-# outputs of /ask, in order
-BOX, CHAT, CHIPS, CHUNK, PLOT, USAGE, STEPS, POOL, RAW = range(9)
+# outputs of /ask, in order (the panels it shows and hides are layout, not API outputs)
+BOX, CHAT, CHIPS, CHUNK, PLOT, USAGE, STEPS, POOL, RAW, LEGEND = range(10)
+
+
+def _value(output: Any) -> Any:
+    """An output's value, also when the app sent it as an update with other properties."""
+    return output["value"] if isinstance(output, dict) and output.get("__type__") == "update" else output
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -66,15 +71,20 @@ def test_question_streams_steps_and_tokens_then_an_answer_with_citations(live_ap
     assert final[PLOT]["type"] == "matplotlib"
     png = base64.b64decode(final[PLOT]["plot"].split(",", 1)[1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    rows = final[STEPS]["data"]
-    assert final[STEPS]["headers"][:5] == ["iter", "expanded → scored node", "raw", "calibrated", "path"]
+    steps_table = _value(final[STEPS])
+    rows = steps_table["data"]
+    # the embedding scorer gives no reasoning: no empty reasoning column, and the legend says why
+    assert steps_table["headers"] == ["iter", "expanded → scored node", "raw", "calibrated", "path"]
+    assert final[STEPS]["column_widths"] and len(final[STEPS]["column_widths"]) == 5
+    assert "No reasoning column: the embedding scorer" in final[LEGEND]
+    assert "best node seen so far is **1**" in final[LEGEND] and "p(root) = 1 (α = 0.5 here)" in final[LEGEND]
     assert rows and all(0.0 <= r[2] <= 1.0 and 0.0 <= r[4] <= 1.0 for r in rows)
     assert rows[0][1].startswith(_tree_root(demo_index) + " → ")  # navigation starts by expanding the root
     leaf_of_cited = _path_to_root(demo_index, cited[0])[0]
     assert any(r[1].endswith(f"{leaf_of_cited} · {cited[0]}") for r in rows)  # the cited leaf was scored
     pool = {r[0]: r for r in final[POOL]["data"]}
     assert cited[0] in pool and pool[cited[0]][5] == "yes" and pool[cited[0]][2] == "tree"
-    assert "**LLM calls** 2" in final[USAGE] and "stopped: max_rounds" in final[USAGE]  # plan + answer
+    assert "**2** LLM calls" in final[USAGE] and "stopped: round limit reached" in final[USAGE]  # plan + answer
 
 
 def test_citation_chip_opens_the_chunk_and_its_path_in_the_tree(live_app, demo_index: Path) -> None:
@@ -83,12 +93,17 @@ def test_citation_chip_opens_the_chunk_and_its_path_in_the_tree(live_app, demo_i
     cited = out[RAW]["citations"][0]["chunk_id"]
     view = client.predict(cited, api_name="/open_citation")
     chunk = _chunk(demo_index, cited)
-    first_line = chunk["text"].split("\n")[1 if chunk["text"].startswith("#") else 0][:40]
-    assert f"`{cited}`" in view and first_line.replace("&", "&amp;") in view
-    # the path root → leaf, each node with its path relevance, in order
+    body = [ln for ln in chunk["text"].split("\n") if ln.strip() and not ln.startswith("#")]
+    assert f"`{cited}`" in view and body[0][:40].replace("&", "&amp;") in view
+    # markdown headings of the chunk are shown as headings, never as raw "#" marks
+    assert "<blockquote>" in view and "# " not in view.split("<blockquote>", 1)[1].split("</blockquote>")[0]
+    # the path root → leaf, each node with its path relevance, in order; the root is p = 1
     path = _path_to_root(demo_index, cited)[::-1]
-    positions = [view.index(f"**{nid}**") for nid in path]
+    positions = [view.index(f"<b>{nid}</b>") for nid in path]
     assert positions == sorted(positions) and "Place in the tree" in view
+    assert f"<b>{path[0]}</b> · root · p = 1.00" in view and "p=—" not in view
+    # extractive summaries: topics apart from the gist sentence, which is cut at a word boundary
+    assert "<i>topics:</i>" in view and "Topics:" not in view
     # a chunk the last answer did not cite is refused (the chips are the only way in)
     other = next(c for c in _all_chunk_ids(demo_index) if c not in {x["chunk_id"] for x in out[RAW]["citations"]})
     with pytest.raises(Exception, match="not in the list of choices|not a source"):
@@ -338,12 +353,13 @@ def _toy() -> tuple[Any, Any]:
     for i in range(4):
         nodes[f"l{i}"] = Node(f"l{i}", 0, parent="a" if i < 2 else "b", chunk_id=f"c{i}")
     nav1 = TraversalTrace("q", steps=[
-        TraversalStep(1, "r", ["a", "b"], ["child", "child"], [0.6, 0.2], [0.8, 0.3], [0.8, 0.3]),
-        TraversalStep(2, "a", ["l0", "l1", "l3"], ["child", "child", "calibration"], [0.7, 0.3, 0.1],
-                      [0.9, 0.4, 0.2], [0.9, 0.4, 0.2]),
+        TraversalStep(1, "r", ["a", "b"], ["child", "child"], raw_scores=[0.6, 0.2], calibrated=[0.8, 0.3],
+                      path_scores=[0.8, 0.3]),
+        TraversalStep(2, "a", ["l0", "l1", "l3"], ["child", "child", "calibration"], raw_scores=[0.7, 0.3, 0.1],
+                      calibrated=[0.9, 0.4, 0.2], path_scores=[0.9, 0.4, 0.2]),
     ], ranked=[["l0", "c0", 0.9]])
-    nav2 = TraversalTrace("gap", steps=[TraversalStep(1, "r", ["a", "b"], ["child", "child"], [0.4, 0.6],
-                                                      [0.5, 0.7], [0.5, 0.7])])
+    nav2 = TraversalTrace("gap", steps=[TraversalStep(1, "r", ["a", "b"], ["child", "child"], raw_scores=[0.4, 0.6],
+                                                      calibrated=[0.5, 0.7], path_scores=[0.5, 0.7])])
     trace = AgentTrace(question="q", navigation=[nav1, nav2], retrievals=[
         {"round": 0, "source": "tree", "query": "q", "chunk_ids": ["c0", "c1"], "scores": [0.9, 0.4]},
         {"round": 1, "source": "hybrid", "query": "gap", "chunk_ids": ["c1", "c2"], "scores": [0.6, 0.1]},
@@ -392,3 +408,47 @@ def test_trace_picture_highlights_the_path_to_the_cited_leaf() -> None:
     assert len(ax.collections) == 5  # one marker per drawn node
     assert "best over 2 navigations" in ax.get_title(loc="left")
     assert tv.png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_score_table_drops_an_empty_reasoning_column_and_keeps_a_real_one() -> None:
+    from branchwise.ui import trace_view as tv
+
+    tree, trace = _toy()
+    headers, rows, widths = tv.step_table(trace, tree)
+    assert headers == tv.STEP_HEADERS[:5] and len(widths) == 5 and all(len(r) == 5 for r in rows)
+    assert tv.reasoning_note(trace).startswith("No reasoning column:")
+    trace.navigation[0].steps[0].reasoning = "a is about the question"
+    headers, rows, widths = tv.step_table(trace, tree)
+    assert headers == tv.STEP_HEADERS and len(widths) == 6 and rows[0][5] == "a is about the question"
+    assert tv.reasoning_note(trace) == ""
+
+
+def test_documents_render_as_inert_html_that_reads_like_markdown() -> None:
+    from branchwise.ui import trace_view as tv
+
+    text = ("# Title\n\nFirst line\nwraps here; `code` & <b>bold</b> [x](http://evil)\n\n## Part two\n\n"
+            "- one\n- two\n\n```\n<script>x</script>\n```")
+    out = tv.document_html(text, drop_heading="Title")
+    assert out.startswith("<p>First line wraps here; <code>code</code> &amp; &lt;b&gt;bold&lt;/b&gt; "
+                          "[x](http://evil)")
+    assert "<p><strong>Part two</strong></p>" in out and "<p>- one<br>- two</p>" in out
+    assert "<pre><code>&lt;script&gt;x&lt;/script&gt;</code></pre>" in out and "#" not in out and "<script" not in out
+    assert tv.document_html("# Other\n\nx", drop_heading="Title").startswith("<p><strong>Other</strong></p>")
+    assert tv.plain_line("## A `b`\n- c") == "A b c"
+
+
+def test_summaries_split_into_topics_and_a_gist_cut_at_a_word() -> None:
+    from branchwise.ui import trace_view as tv
+
+    summary = ("Topics: aliases, file, answer, gguf, bottom-up, runs, calibrated, using, extra\n"
+               "Adding documents places each new leaf under the best-matching parent, splits a node that exceeds "
+               "M children, and marks the summaries above it as stale so they are written again later on.")
+    topics, gist = tv.summary_parts(summary, max_topics=8, max_chars=120)
+    assert topics == ["aliases", "file", "answer", "gguf", "bottom-up", "runs", "calibrated", "using", "…"]
+    assert gist.endswith("…") and len(gist) <= 120 and not gist.startswith("Topics")
+    assert summary.split("\n")[1].startswith(gist[:-1])  # a prefix of the sentence, cut between words
+    assert gist[:-1] == gist[:-1].rstrip() and summary.split("\n")[1][len(gist) - 1] == " "
+    assert tv.summary_parts("An LLM summary. It has no topics.") == ([], "An LLM summary. It has no topics.")
+    cut = tv.shorten_words("One sentence here. And a much longer second sentence.", 30)
+    assert cut == "One sentence here. And a much…"  # whole words, and the ellipsis fits in the limit
+    assert tv.shorten_words("A first sentence that ends. Then more words", 40) == "A first sentence that ends."
