@@ -30,7 +30,16 @@ from branchwise.errors import (
     MissingDependencyError,
     OutputParseError,
 )
-from branchwise.facade import ask, build_agent, build_index, load_models, make_scorer, open_index
+from branchwise.facade import (
+    add_documents,
+    ask,
+    build_agent,
+    build_index,
+    delete_documents,
+    load_models,
+    make_scorer,
+    open_index,
+)
 from branchwise.types import Answer, Chunk, Citation, Document, Evidence, EvidencePool, ScoredChunk, Usage
 
 __version__ = "0.1.0"
@@ -55,7 +64,8 @@ _LAZY = {
 __all__ = [
     "Answer", "BackendError", "BranchwiseError", "BudgetExceeded", "Chunk", "Citation", "Document", "Evidence",
     "EvidencePool", "IndexFormatError", "InputError", "MissingDependencyError", "OutputParseError", "ScoredChunk",
-    "Settings", "Usage", "ask", "build_agent", "build_index", "load_models", "make_scorer", "open_index",
+    "Settings", "Usage", "add_documents", "ask", "build_agent", "build_index", "delete_documents", "load_models",
+    "make_scorer", "open_index",
     *_LAZY,
 ]
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from branchwise.agents.agent import Agent
     from branchwise.agents.config import AgentConfig
     from branchwise.generation.compress import CompressionConfig
+    from branchwise.incremental import UpdateReport
     from branchwise.pipeline import IndexConfig
     from branchwise.retrieval.index import Index
     from branchwise.trees.navigator import NavigatorConfig
@@ -147,3 +148,38 @@ def ask(index: "Index | str | Path", question: str, **agent_kwargs: Any) -> Answ
     """One-shot: build an agent over ``index`` and answer ``question``."""
     with build_agent(index, **agent_kwargs) as agent:
         return agent.ask(question)
+
+
+def _index_and_llm(index: "Index | str | Path", op: Literal["add", "delete"], llm: LLM | None,
+                   settings: Settings | None) -> tuple["Index", LLM | None]:
+    from branchwise.incremental import update_needs_llm
+
+    idx = open_index(index) if isinstance(index, (str, Path)) else index
+    if llm is None and update_needs_llm(idx, op):
+        _, llm = load_models(settings, need_llm=True)
+    return idx, llm
+
+
+def add_documents(index: "Index | str | Path", sources: "str | Path | list[str | Path]", *,
+                  llm: LLM | None = None, settings: Settings | None = None, progress: bool = True) -> "UpdateReport":
+    """Add (or replace changed) documents in a built index; returns an ``UpdateReport``.
+
+    Only the tree summaries on the touched paths are rewritten; the LLM is loaded from
+    ``settings`` only when the index needs one (LLM summaries, or a graph to extend).
+    """
+    from branchwise.incremental import add_documents as _add
+
+    idx, llm = _index_and_llm(index, "add", llm, settings)
+    return _add(idx, sources, llm=llm, progress=progress)
+
+
+def delete_documents(index: "Index | str | Path", doc_ids: "list[str]", *, llm: LLM | None = None,
+                     settings: Settings | None = None, progress: bool = True) -> "UpdateReport":
+    """Delete documents (by id) from chunks, vectors, BM25, tree and graph; returns an ``UpdateReport``."""
+    from branchwise.incremental import check_deletable
+    from branchwise.incremental import delete_documents as _delete
+
+    idx = open_index(index) if isinstance(index, (str, Path)) else index
+    doc_ids = check_deletable(idx, doc_ids)  # fail on a typo before any model loads
+    idx, llm = _index_and_llm(idx, "delete", llm, settings)
+    return _delete(idx, doc_ids, llm=llm, progress=progress)
