@@ -84,7 +84,8 @@ class RAGSystem:
         answer, usage, context = answer_from_evidence(self._ctx, question, evidence)
         usage.latency_s += sw.seconds
         usage.embed_calls += 1
-        return SystemOutput(retrieved=ranked, answer=answer, usage=usage, context_tokens=context)
+        return SystemOutput(retrieved=ranked, answer=answer, usage=usage, context_tokens=context,
+                            context_ids=[e.chunk_id for e in evidence])
 
 
 @dataclass(slots=True)

@@ -70,7 +70,8 @@ def score_output(
         text = strip_citation_markers(out.answer.text)
         cited = list(dict.fromkeys(c.chunk_id for c in out.answer.citations))
         record.update(answer=out.answer.text, found=out.answer.found, cited=cited)
-        metrics["evidence_recall"] = evidence_recall(set(docs), question.gold_doc_ids)
+        read = docs if out.context_ids is None else [chunk_doc(c) for c in out.context_ids]
+        metrics["evidence_recall"] = evidence_recall(set(read), question.gold_doc_ids)
         if kind == "mc" and question.gold_choice is not None:
             metrics["accuracy"] = choice_accuracy(text, question.choices, question.gold_choice)
         elif question.answers:

@@ -38,6 +38,9 @@ class SystemOutput:
         usage: LLM calls, tokens and wall latency of the whole question.
         context_tokens: tokens of evidence handed to the generator (0 without one).
         info: small JSON-able extras for the per-question record (e.g. a stop reason).
+        context_ids: chunk ids handed to the generator, when that is not the whole
+            ``retrieved`` list (naive RAG reads its top ``rag_k`` of a top-``k`` ranking);
+            evidence recall is computed over these.
     """
 
     retrieved: list[ScoredChunk]
@@ -45,6 +48,7 @@ class SystemOutput:
     usage: Usage = field(default_factory=Usage)
     context_tokens: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    context_ids: list[str] | None = None
 
 
 @runtime_checkable

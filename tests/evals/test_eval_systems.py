@@ -78,3 +78,13 @@ def test_score_output_hand_computed(tree_docs: dict[str, str]) -> None:
     assert m["citation_precision"] == 0.5 and m["citation_recall"] == 1.0
     assert m["evidence_recall"] == 0.5 and m["context_tokens"] == 40 and m["llm_calls"] == 1
     assert rec["retrieved_docs"] == ["bread", "volcano"] and rec["cited"] == ["volcano#0", "bread#0"]
+
+
+def test_evidence_recall_counts_only_what_the_generator_read(tree_docs: dict[str, str]) -> None:
+    q = EvalQuestion(id="q1", text="Where is Etna?", answers=("Sicily",), gold_doc_ids=("volcano", "lava"),
+                     qrels={"volcano": 1.0, "lava": 1.0})
+    ranked = [ScoredChunk("bread#0", 0.9), ScoredChunk("volcano#0", 0.8), ScoredChunk("lava#0", 0.7)]
+    out = SystemOutput(retrieved=ranked, answer=Answer(text="Sicily [1]."), context_ids=["bread#0", "volcano#0"])
+    m = score_output(q, out, "qa", lambda c: c.split("#")[0], lambda c: tree_docs[c.split("#")[0]])["metrics"]
+    assert m["recall@10"] == 1.0  # the ranking holds both gold documents...
+    assert m["evidence_recall"] == 0.5  # ...but the generator read only the top two chunks
