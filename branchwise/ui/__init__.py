@@ -2,7 +2,9 @@
 
 ``make_app`` / ``launch_app`` live in :mod:`branchwise.ui.app` (imports Gradio);
 :mod:`branchwise.ui.trace_view` draws traces with matplotlib only, so notebooks can use it
-without the ``ui`` extra.
+without the ``ui`` extra; :mod:`branchwise.ui.trace_tables` (score table, legend, evidence,
+usage) and :mod:`branchwise.ui.chunk_view` (a cited chunk and its place in the tree) need
+neither Gradio nor matplotlib beyond what ``trace_view`` imports.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ import gradio as gr
 
 from branchwise.errors import BranchwiseError, InputError
 from branchwise.retrieval.ingest import IngestConfig
+from branchwise.ui import chunk_view as cv
+from branchwise.ui import trace_tables as tt
 from branchwise.ui import trace_view as tv
 from branchwise.ui.sessions import ChatService, ChatSession, ChatUpdate, ModelPool, Workspace
 from branchwise.ui.settings import COMPRESSION_CHOICES, SCORER_CHOICES, ChatSettings, ServerConfig
@@ -86,7 +88,7 @@ def _chip_choices(session: ChatSession) -> list[tuple[str, str]]:
     answer = session.answer
     if answer is None:
         return []
-    return [(f"{c.marker} {tv.shorten_words(tv.plain_line(c.title), 60) if c.title else c.chunk_id}", c.chunk_id)
+    return [(f"{c.marker} {cv.shorten_words(cv.plain_line(c.title), 60) if c.title else c.chunk_id}", c.chunk_id)
             for c in answer.citations]
 
 
@@ -147,17 +149,17 @@ class _Handlers:
         cited = [c.chunk_id for c in answer.citations]
         figure = tv.draw_traversal(answer.trace, index.tree, cited=cited) if index.tree is not None else None
         choices = _chip_choices(session)
-        headers, rows, widths = tv.step_table(answer.trace, index.tree)
-        note = tv.reasoning_note(answer.trace)
+        headers, rows, widths = tt.step_table(answer.trace, index.tree)
+        note = tt.reasoning_note(answer.trace)
         yield (
             "", _messages_update(history, question, up, True), session,
             gr.update(choices=choices, value=None, label=_SOURCES if choices else _NO_SOURCES),
             _NO_CHUNK if choices else "_The answer cites no passage, so there is nothing to open._",
-            figure, tv.usage_markdown(answer),
+            figure, tt.usage_markdown(answer),
             gr.update(value={"headers": headers, "data": rows}, column_widths=widths),
-            {"headers": tv.EVIDENCE_HEADERS, "data": tv.evidence_rows(answer.trace, index)},
+            {"headers": tt.EVIDENCE_HEADERS, "data": tt.evidence_rows(answer.trace, index)},
             _answer_json(answer, index_name),
-            (f"_{note}_\n\n" if note else "") + tv.scores_legend(answer.trace),
+            (f"_{note}_\n\n" if note else "") + tt.scores_legend(answer.trace),
             gr.Column(visible=True), gr.Column(visible=True), gr.Column(visible=False),
         )
 
@@ -168,12 +170,12 @@ class _Handlers:
             return _NO_CHUNK
         if chunk_id not in {c.chunk_id for c in answer.citations}:
             raise gr.Error(f"{chunk_id!r} is not a source of the last answer.")
-        return tv.chunk_markdown(self.service.open_index(session.index_name), chunk_id, answer.trace)
+        return cv.chunk_markdown(self.service.open_index(session.index_name), chunk_id, answer.trace)
 
     def clear(self) -> tuple[Any, ...]:
         return ([], ChatSession(), gr.update(choices=[], value=None, label=_SOURCES), _NO_CHUNK, None, "",
-                gr.update(value={"headers": tv.STEP_HEADERS, "data": []}, column_widths=tv.STEP_WIDTHS),
-                {"headers": tv.EVIDENCE_HEADERS, "data": []}, {}, tv.scores_legend(),
+                gr.update(value={"headers": tt.STEP_HEADERS, "data": []}, column_widths=tt.STEP_WIDTHS),
+                {"headers": tt.EVIDENCE_HEADERS, "data": []}, {}, tt.scores_legend(),
                 gr.Column(visible=False), gr.Column(visible=False), gr.Column(visible=True))
 
     def index_info(self, name: str | None) -> str:
@@ -281,12 +283,12 @@ def make_app(
                         plot = gr.Plot(label="Explored tree", show_label=False, format="png", elem_id="trace-plot")
                         usage = gr.Markdown("", elem_id="usage-line")
                         with gr.Accordion("Navigation: the scores of every node the navigator looked at", open=True):
-                            steps_df = gr.Dataframe(headers=tv.STEP_HEADERS, interactive=False, max_height=300,
-                                                    column_widths=tv.STEP_WIDTHS, wrap=True, elem_id="steps-table")
-                            legend = gr.Markdown(tv.scores_legend(), elem_id="scores-legend")
+                            steps_df = gr.Dataframe(headers=tt.STEP_HEADERS, interactive=False, max_height=300,
+                                                    column_widths=tt.STEP_WIDTHS, wrap=True, elem_id="steps-table")
+                            legend = gr.Markdown(tt.scores_legend(), elem_id="scores-legend")
                         with gr.Accordion("Evidence pool: what retrieval found, and what reached the LLM",
                                           open=False):
-                            pool_df = gr.Dataframe(headers=tv.EVIDENCE_HEADERS, interactive=False, max_height=260,
+                            pool_df = gr.Dataframe(headers=tt.EVIDENCE_HEADERS, interactive=False, max_height=260,
                                                    wrap=True, elem_id="pool-table")
                         with gr.Accordion("Raw answer (JSON)", open=False):
                             raw = gr.JSON(elem_id="answer-json")

@@ -1,8 +1,11 @@
-"""Pictures and tables of one answer's trace: the explored tree, scores, evidence, usage.
+"""Pictures of one answer's trace: the explored tree, the slate scores, the evidence pool.
 
 Used by the chat app's trace panel and by ``notebooks/traversal_traces.ipynb``; nothing
 here imports Gradio. Figures use matplotlib's object API on the Agg canvas (no pyplot
-state), so concurrent sessions can draw at once.
+state), so concurrent sessions can draw at once. The helpers that read a trace
+(:func:`navigations`, :func:`path_relevance`, :func:`expanded_in`) are shared with
+:mod:`branchwise.ui.trace_tables` (score table, legend, evidence, usage) and
+:mod:`branchwise.ui.chunk_view` (a cited chunk and its place in the tree).
 
 The tree picture shows the part of the semantic tree the navigator explored (LATTICE,
 Gupta et al. 2025, arXiv 2510.13217): every node it expanded, the children it scored, and
@@ -13,9 +16,7 @@ red edges trace the path from the root to the cited (or best-ranked) leaves.
 
 from __future__ import annotations
 
-import html
 import io
-import re
 import textwrap
 from itertools import pairwise
 from types import SimpleNamespace
@@ -32,30 +33,6 @@ from branchwise.cli.render import expanded_nodes, node_scores
 from branchwise.trees.trace import TraversalTrace
 from branchwise.trees.tree import Tree
 
-STEP_HEADERS = ["iter", "expanded → scored node", "raw", "calibrated", "path", "reasoning"]
-STEP_WIDTHS: list[str | int] = ["8%", "34%", "10%", "14%", "10%", "24%"]
-#: the score table without its reasoning column (non-LLM scorers give no reasoning)
-STEP_WIDTHS_NO_REASONING: list[str | int] = ["10%", "48%", "13%", "16%", "13%"]
-#: what the score table's columns mean (shown under the table in the app)
-SCORES_LEGEND = "\n".join([
-    "- **raw**: the scorer's score of the node within its slate (one expansion), 0–1; raw scores of "
-    "different slates are not comparable.",
-    "- **calibrated**: one relevance per node, fitted across all slates so far (LATTICE calibration), "
-    "then divided by the best node's: the best node seen so far is **1**, nodes fitted below zero show "
-    "**0**. The ends of the scale are relative to the other nodes, not certainties.",
-    "- **path**: path relevance p = α · p(parent) + (1 − α) · calibrated, with p(root) = 1 "
-    "({alpha}); it ranks the frontier and the leaves.",
-    "- **(calib.)**: a node scored before, scored again in this slate to tie the slates together.",
-    "- Calibrated and path scores are as of that iteration's fit; later fits can move them.",
-])
-
-
-def scores_legend(trace: Any = None) -> str:
-    """What the score table's columns mean, with the trace's own α when it recorded one."""
-    alphas = {nav.config.get("alpha") for nav in navigations(trace) if isinstance(nav.config, dict)} - {None}
-    alpha = f"α = {next(iter(alphas)):g} here" if len(alphas) == 1 else "α = 0.5 by default"
-    return SCORES_LEGEND.replace("{alpha}", alpha)
-EVIDENCE_HEADERS = ["chunk", "title", "route", "round", "score", "in context"]
 _CMAP = "viridis"
 _UNSCORED = "#d9d9d9"
 _PATH = "#d62728"
@@ -269,261 +246,14 @@ def pool_growth_figure(trace: Any) -> Figure:
     return fig
 
 
-def step_rows(trace: Any, tree: Tree | None = None) -> list[list[Any]]:
-    """One row per scored item: iteration, ``expanded → item``, raw / calibrated / path score, reasoning.
-
-    Calibration items (scored alongside the children to tie slates together) are marked
-    ``(calib.)``; with ``tree``, leaves also name their chunk (``l4 · doc.md#0``).
-    """
-    rows: list[list[Any]] = []
-    for nav in navigations(trace):
-        for s in nav.steps:
-            for i, item in enumerate(s.items):
-                node = tree.nodes.get(item) if tree is not None else None
-                name = f"{item} · {node.chunk_id}" if node is not None and node.is_leaf else item
-                role = s.roles[i] if i < len(s.roles) else "child"
-                rows.append([
-                    s.iteration, f"{s.expanded} → {name}" + (" (calib.)" if role != "child" else ""),
-                    _num(s.raw_scores, i), _num(s.calibrated, i), _num(s.path_scores, i),
-                    textwrap.shorten(s.reasoning, 160, placeholder=" …") if i == 0 and s.reasoning else "",
-                ])
-    return rows
+#: score-table names that ``notebooks/traversal_traces.ipynb`` reads as ``tv.NAME``
+_FROM_TRACE_TABLES = ("SCORES_LEGEND", "STEP_HEADERS", "step_rows")
 
 
-def step_table(trace: Any, tree: Tree | None = None) -> tuple[list[str], list[list[Any]], list[str | int]]:
-    """The score table as the app shows it: headers, rows and column widths.
+def __getattr__(name: str) -> Any:
+    # lazy: trace_tables imports this module, so an eager import here would be circular
+    if name in _FROM_TRACE_TABLES:
+        from branchwise.ui import trace_tables
 
-    The reasoning column is dropped when no slate has any (the embedding scorer never
-    explains itself), so the table does not carry an always-empty column.
-    """
-    rows = step_rows(trace, tree)
-    if rows and any(r[5] for r in rows):
-        return list(STEP_HEADERS), rows, list(STEP_WIDTHS)
-    return STEP_HEADERS[:5], [r[:5] for r in rows], list(STEP_WIDTHS_NO_REASONING)
-
-
-def reasoning_note(trace: Any) -> str:
-    """One line saying why the score table has no reasoning column (empty when it has one)."""
-    if any(s.reasoning for nav in navigations(trace) for s in nav.steps):
-        return ""
-    scorers = sorted({nav.scorer for nav in navigations(trace) if nav.scorer})
-    who = f"the {' / '.join(scorers)} scorer" if scorers else "this scorer"
-    return (f"No reasoning column: {who} gives no explanations "
-            "(the yesno and llm scorers do; pick one in Settings).")
-
-
-def _num(values: Sequence[float], i: int) -> float | None:
-    return round(float(values[i]), 2) if i < len(values) else None
-
-
-def evidence_rows(trace: Any, index: Any) -> list[list[Any]]:
-    """The evidence pool: chunk, title, route, round, best score, whether it reached the generator."""
-    removed = set((getattr(trace, "compression", None) or {}).get("removed", []))
-    best: dict[str, list[Any]] = {}
-    for r in getattr(trace, "retrievals", None) or []:
-        for cid, score in zip(r["chunk_ids"], r["scores"], strict=False):
-            row = best.get(cid)
-            if row is None:
-                best[cid] = [cid, _title(index, cid), r["source"], r["round"] + 1, round(float(score), 3),
-                             "no (compressed away)" if cid in removed else "yes"]
-            elif score > row[4]:
-                row[4] = round(float(score), 3)
-    return sorted(best.values(), key=lambda row: (row[3], -row[4]))
-
-
-def _title(index: Any, chunk_id: str) -> str:
-    try:
-        return index.chunks.get(chunk_id).title
-    except Exception:  # the chunk store raises its own not-found error; a title is cosmetic
-        return ""
-
-
-def usage_markdown(answer: Any) -> str:
-    """Tokens, LLM calls, latency, context size and why the loop stopped."""
-    u = answer.usage
-    trace = answer.trace
-    comp = getattr(trace, "compression", None) or {}
-    parts = [
-        f"**{u.latency_s:.2f} s**", f"**{u.llm_calls}** LLM calls",
-        f"**{u.prompt_tokens}** prompt + **{u.completion_tokens}** completion tokens",
-        f"**{u.embed_calls}** embedding calls", f"context **{answer.context_tokens}** tokens",
-    ]
-    if comp:
-        before, after = comp.get("tokens_before"), comp.get("tokens_after")
-        parts.append(f"{comp.get('method')} compression {before} → {after} tokens")
-    scorers = sorted({nav.scorer for nav in navigations(trace) if nav.scorer})
-    if scorers:
-        parts.append(f"tree scorer **{', '.join(scorers)}**")
-    n_rounds = len(getattr(trace, "rounds", None) or [])
-    stop = getattr(trace, "stop_reason", "") or ""
-    why = STOP_REASONS.get(stop, stop.replace("_", " ")) if stop else "—"
-    parts.append(f"**{n_rounds}** retrieval round{'s' if n_rounds != 1 else ''} (stopped: {why})")
-    return " · ".join(parts)
-
-
-#: why the agent stopped retrieving, in words (``AgentTrace.stop_reason``)
-STOP_REASONS = {
-    "max_rounds": "round limit reached",
-    "sufficient": "evidence judged sufficient",
-    "feedback_off": "feedback is off",
-    "no_new_query": "no new query to try",
-    "call_budget": "LLM call budget spent",
-    "token_budget": "token budget spent",
-}
-
-
-def escape_untrusted(text: str) -> str:
-    """Document text made inert for a Markdown/HTML view (documents are data, never markup).
-
-    Blank lines separate paragraphs; single line breaks inside a paragraph become spaces,
-    so hard-wrapped source text reflows to the width of the view.
-    """
-    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "<br><br>".join(html.escape(p) for p in paragraphs)
-
-
-_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
-
-
-def _inline_html(text: str) -> str:
-    """One line of untrusted text as inert HTML; `code` spans become <code> (escaped inside)."""
-    out, pos = [], 0
-    for m in _CODE_SPAN.finditer(text):
-        out += [html.escape(text[pos:m.start()]), f"<code>{html.escape(m.group(1))}</code>"]
-        pos = m.end()
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
-
-
-def document_html(text: str, *, drop_heading: str | None = None) -> str:
-    """A document chunk as inert HTML that reads like the rendered Markdown it came from.
-
-    Only a safe subset is interpreted, always on escaped text: ``#`` headings become bold
-    lines (``drop_heading``: a first heading equal to it is left out, the view shows it as the
-    title already), list items keep their own lines, fenced code stays pre-formatted, and
-    `code` spans are set in code. Everything else is plain paragraphs (line breaks inside a
-    paragraph reflow); no link, image or HTML in the document is ever rendered.
-    """
-    blocks: list[str] = []
-    para: list[str] = []
-    code: list[str] | None = None
-
-    def flush() -> None:
-        if para:
-            lines, joined = [ln.strip() for ln in para], ""
-            for k, line in enumerate(lines):
-                sep = "" if k == 0 else ("<br>" if _LIST_ITEM.match(line) else " ")
-                joined += sep + _inline_html(line)
-            blocks.append(f"<p>{joined}</p>")
-            para.clear()
-
-    for raw_line in text.splitlines():
-        if code is not None:
-            if _FENCE.match(raw_line):
-                blocks.append("<pre><code>" + html.escape("\n".join(code)) + "</code></pre>")
-                code = None
-            else:
-                code.append(raw_line)
-            continue
-        if _FENCE.match(raw_line):
-            flush()
-            code = []
-        elif not raw_line.strip():
-            flush()
-        elif (m := _HEADING.match(raw_line)) is not None:
-            flush()
-            title = m.group(2).strip()
-            if not (not blocks and drop_heading is not None and title.casefold() == drop_heading.strip().casefold()):
-                blocks.append(f"<p><strong>{_inline_html(title)}</strong></p>")
-        else:
-            para.append(raw_line)
-    if code is not None:  # an unclosed fence: show what there is
-        blocks.append("<pre><code>" + html.escape("\n".join(code)) + "</code></pre>")
-    flush()
-    return "".join(blocks)
-
-
-def plain_line(text: str) -> str:
-    """Markdown reduced to one plain line: no ``#`` heading marks, list bullets or backticks."""
-    lines = []
-    for line in text.splitlines():
-        m = _HEADING.match(line)
-        line = m.group(2) if m else _LIST_ITEM.sub("", line)
-        lines.append(line.replace("`", "").strip())
-    return " ".join(" ".join(lines).split())
-
-
-def shorten_words(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters at a word boundary, ending in "…" when cut.
-
-    A cut that can end at a sentence end in the last third of the limit does so (no ellipsis).
-    """
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    head = text[: limit + 1]
-    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
-    if end >= limit * 2 // 3:
-        return head[: end + 1]
-    cut = text[: limit - 1]  # room for the ellipsis
-    if text[limit - 1] != " " and (space := cut.rfind(" ")) > limit // 2:
-        cut = cut[:space]  # drop the partial word
-    return cut.rstrip(" ,;:-–—") + "…"
-
-
-def summary_parts(summary: str, *, max_topics: int = 8, max_chars: int = 170) -> tuple[list[str], str]:
-    """A node summary split for display: (topics, gist).
-
-    Extractive summaries start with a ``Topics: a, b, c`` line followed by representative
-    sentences; the topics come back as a list (at most ``max_topics``, then "…"), the rest as
-    one plain line cut at a word boundary. LLM summaries have no topics line.
-    """
-    head, _, body = summary.partition("\n")
-    topics: list[str] = []
-    if head.startswith("Topics:"):
-        topics = [t.strip() for t in head.removeprefix("Topics:").split(",") if t.strip()]
-        if len(topics) > max_topics:
-            topics = [*topics[:max_topics], "…"]
-    else:
-        body = summary
-    return topics, shorten_words(plain_line(body), max_chars)
-
-
-def chunk_markdown(index: Any, chunk_id: str, trace: Any = None) -> str:
-    """A cited chunk: its text, and its place in the tree (root → leaf, summaries, path scores)."""
-    chunk = index.chunks.get(chunk_id)
-    title = chunk.title or chunk.doc_id
-    lines = [f"### {escape_untrusted(plain_line(title))}",
-             f"`{chunk_id}` · {chunk.n_tokens} tokens", "",
-             f"<blockquote>{document_html(chunk.text, drop_heading=plain_line(title))}</blockquote>", ""]
-    tree = index.tree
-    leaf = tree.leaf_for_chunk(chunk_id) if tree is not None else None
-    if leaf is None:
-        lines.append("_This chunk has no leaf in the tree (it was found by search, not navigation)._")
-        return "\n".join(lines)
-    scores = path_relevance(trace)
-    expanded = set(expanded_in(trace))
-    lines += ["**Place in the tree**, from the root down to this chunk. "
-              "p = path relevance for this question (0–1, the root is 1); ★ = the navigator expanded the node.", ""]
-    path = list(reversed(tree.path_to_root(leaf.id)))
-    items: list[str] = []
-    for depth, nid in enumerate(path):
-        node = tree[nid]
-        p = 1.0 if nid == tree.root else scores.get(nid)
-        facts = ["root"] if nid == tree.root else []
-        facts.append(f"p = {p:.2f}" if p is not None else "p = — (not scored)")
-        if nid in expanded:
-            facts.append("★ expanded")
-        head = f"<b>{html.escape(nid)}</b> · " + " · ".join(facts)
-        if node.is_leaf:
-            body = f"<br><b>this chunk</b> (<code>{html.escape(chunk_id)}</code>)"
-        else:
-            topics, gist = summary_parts(node.summary or "")
-            body = (f"<br><small><i>topics:</i> {html.escape(', '.join(topics))}</small>" if topics else "")
-            body += f"<br>{html.escape(gist)}" if gist else ("" if topics else "<br><i>(no summary)</i>")
-        items.append(f"<li>{head}{body}" + ("<ul>" if depth < len(path) - 1 else ""))
-    lines.append('<div class="tree-path"><ul>' + "".join(items) + "</li></ul>" * len(path) + "</div>")
-    return "\n".join(lines)
+        return getattr(trace_tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

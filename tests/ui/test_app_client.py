@@ -371,6 +371,7 @@ def _toy() -> tuple[Any, Any]:
 def test_trace_view_layout_scores_and_tables_on_a_hand_built_trace() -> None:
     from types import SimpleNamespace
 
+    from branchwise.ui import trace_tables as tt
     from branchwise.ui import trace_view as tv
 
     tree, trace = _toy()
@@ -384,15 +385,17 @@ def test_trace_view_layout_scores_and_tables_on_a_hand_built_trace() -> None:
     # leaves left to right, parents centred over their drawn children, one row per depth
     pos = tv.tree_layout(tree, {"r", "a", "b", "l0", "l1"})
     assert pos == {"l0": (0.0, -2.0), "l1": (1.0, -2.0), "a": (0.5, -1.0), "b": (2.0, -1.0), "r": (1.25, -0.0)}
-    rows = tv.step_rows(trace, tree)
+    rows = tt.step_rows(trace, tree)
     assert rows[0] == [1, "r → a", 0.6, 0.8, 0.8, ""]
     assert rows[4] == [2, "a → l3 · c3 (calib.)", 0.1, 0.2, 0.2, ""]
     titles = SimpleNamespace(chunks=SimpleNamespace(get=lambda cid: SimpleNamespace(title=f"T{cid[1]}")))
-    assert tv.evidence_rows(trace, titles) == [
+    assert tt.evidence_rows(trace, titles) == [
         ["c0", "T0", "tree", 1, 0.9, "yes"],
         ["c1", "T1", "tree", 1, 0.6, "yes"],  # the best score over both retrievals
         ["c2", "T2", "hybrid", 2, 0.1, "no (compressed away)"],
     ]
+    # notebooks/traversal_traces.ipynb reads these through trace_view
+    assert (tv.step_rows, tv.STEP_HEADERS, tv.SCORES_LEGEND) == (tt.step_rows, tt.STEP_HEADERS, tt.SCORES_LEGEND)
 
 
 def test_trace_picture_highlights_the_path_to_the_cited_leaf() -> None:
@@ -411,44 +414,44 @@ def test_trace_picture_highlights_the_path_to_the_cited_leaf() -> None:
 
 
 def test_score_table_drops_an_empty_reasoning_column_and_keeps_a_real_one() -> None:
-    from branchwise.ui import trace_view as tv
+    from branchwise.ui import trace_tables as tt
 
     tree, trace = _toy()
-    headers, rows, widths = tv.step_table(trace, tree)
-    assert headers == tv.STEP_HEADERS[:5] and len(widths) == 5 and all(len(r) == 5 for r in rows)
-    assert tv.reasoning_note(trace).startswith("No reasoning column:")
+    headers, rows, widths = tt.step_table(trace, tree)
+    assert headers == tt.STEP_HEADERS[:5] and len(widths) == 5 and all(len(r) == 5 for r in rows)
+    assert tt.reasoning_note(trace).startswith("No reasoning column:")
     trace.navigation[0].steps[0].reasoning = "a is about the question"
-    headers, rows, widths = tv.step_table(trace, tree)
-    assert headers == tv.STEP_HEADERS and len(widths) == 6 and rows[0][5] == "a is about the question"
-    assert tv.reasoning_note(trace) == ""
+    headers, rows, widths = tt.step_table(trace, tree)
+    assert headers == tt.STEP_HEADERS and len(widths) == 6 and rows[0][5] == "a is about the question"
+    assert tt.reasoning_note(trace) == ""
 
 
 def test_documents_render_as_inert_html_that_reads_like_markdown() -> None:
-    from branchwise.ui import trace_view as tv
+    from branchwise.ui import chunk_view as cv
 
     text = ("# Title\n\nFirst line\nwraps here; `code` & <b>bold</b> [x](http://evil)\n\n## Part two\n\n"
             "- one\n- two\n\n```\n<script>x</script>\n```")
-    out = tv.document_html(text, drop_heading="Title")
+    out = cv.document_html(text, drop_heading="Title")
     assert out.startswith("<p>First line wraps here; <code>code</code> &amp; &lt;b&gt;bold&lt;/b&gt; "
                           "[x](http://evil)")
     assert "<p><strong>Part two</strong></p>" in out and "<p>- one<br>- two</p>" in out
     assert "<pre><code>&lt;script&gt;x&lt;/script&gt;</code></pre>" in out and "#" not in out and "<script" not in out
-    assert tv.document_html("# Other\n\nx", drop_heading="Title").startswith("<p><strong>Other</strong></p>")
-    assert tv.plain_line("## A `b`\n- c") == "A b c"
+    assert cv.document_html("# Other\n\nx", drop_heading="Title").startswith("<p><strong>Other</strong></p>")
+    assert cv.plain_line("## A `b`\n- c") == "A b c"
 
 
 def test_summaries_split_into_topics_and_a_gist_cut_at_a_word() -> None:
-    from branchwise.ui import trace_view as tv
+    from branchwise.ui import chunk_view as cv
 
     summary = ("Topics: aliases, file, answer, gguf, bottom-up, runs, calibrated, using, extra\n"
                "Adding documents places each new leaf under the best-matching parent, splits a node that exceeds "
                "M children, and marks the summaries above it as stale so they are written again later on.")
-    topics, gist = tv.summary_parts(summary, max_topics=8, max_chars=120)
+    topics, gist = cv.summary_parts(summary, max_topics=8, max_chars=120)
     assert topics == ["aliases", "file", "answer", "gguf", "bottom-up", "runs", "calibrated", "using", "…"]
     assert gist.endswith("…") and len(gist) <= 120 and not gist.startswith("Topics")
     assert summary.split("\n")[1].startswith(gist[:-1])  # a prefix of the sentence, cut between words
     assert gist[:-1] == gist[:-1].rstrip() and summary.split("\n")[1][len(gist) - 1] == " "
-    assert tv.summary_parts("An LLM summary. It has no topics.") == ([], "An LLM summary. It has no topics.")
-    cut = tv.shorten_words("One sentence here. And a much longer second sentence.", 30)
+    assert cv.summary_parts("An LLM summary. It has no topics.") == ([], "An LLM summary. It has no topics.")
+    cut = cv.shorten_words("One sentence here. And a much longer second sentence.", 30)
     assert cut == "One sentence here. And a much…"  # whole words, and the ellipsis fits in the limit
-    assert tv.shorten_words("A first sentence that ends. Then more words", 40) == "A first sentence that ends."
+    assert cv.shorten_words("A first sentence that ends. Then more words", 40) == "A first sentence that ends."
