@@ -131,11 +131,10 @@ def test_ask_over_http_prints_answer_citations_and_tree_path(
     ("make_args", "needle"),
     [
         (lambda tmp: ["index", str(tmp / "missing"), "--out", str(tmp / "o")], "missing"),
-        (lambda tmp: ["index", str(tmp), "--out", str(tmp / "o"), "--summaries", "extractive"], "no supported files"),
         (lambda tmp: ["info", str(tmp / "nowhere")], "nowhere"),
         (lambda tmp: ["ask", str(tmp / "nowhere"), "q?"], "nowhere"),
     ],
-    ids=["missing-path", "empty-folder", "info-missing-index", "ask-missing-index"],
+    ids=["missing-path", "info-missing-index", "ask-missing-index"],
 )
 def test_bad_input_exits_non_zero_with_one_line_error(make_args: Any, needle: str, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
