@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from branchwise.cli.options import add_model_options, settings_from_args
-from branchwise.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,9 +60,9 @@ def index_config_from_args(args: argparse.Namespace):  # -> IndexConfig
 def run_index(args: argparse.Namespace) -> int:
     from branchwise.facade import load_models
     from branchwise.pipeline import build_index, plan_index
+    from branchwise.retrieval.ingest import require_source
 
-    if not Path(args.path).exists():  # fail before the models load
-        raise InputError(f"no such file or folder: {args.path}.", fix="check the path you passed to index.")
+    require_source(args.path)  # fail before the models load
     config = index_config_from_args(args)
     needs_llm = config.needs_llm() or config.graph == "auto"
     embedder, llm = load_models(settings_from_args(args), need_llm=needs_llm)

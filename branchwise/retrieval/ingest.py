@@ -75,9 +75,7 @@ def load_documents(path: str | Path, config: IngestConfig = IngestConfig()) -> l
         InputError: the path does not exist, a folder has no supported files, a file is
             binary / not UTF-8 / malformed (unless ``on_error="skip"``), or ids repeat.
     """
-    root = Path(path).expanduser().absolute()
-    if not root.exists():
-        raise InputError(f"no such file or folder: {root}.", fix="check the path you passed to index.")
+    root = require_source(path)
     if root.is_dir():
         files = _discover(root, config)
         docs = [d for f in files for d in _read_file(f, f.relative_to(root).as_posix(), config)]
@@ -99,17 +97,18 @@ def load_documents(path: str | Path, config: IngestConfig = IngestConfig()) -> l
     return docs
 
 
+def require_source(path: str | Path) -> Path:
+    """``path`` made absolute; InputError when it does not exist (callers check before slow work)."""
+    root = Path(path).expanduser().absolute()
+    if not root.exists():
+        raise InputError(f"no such file or folder: {root}.", fix="check the path you passed to index.")
+    return root
+
+
 def _discover(root: Path, config: IngestConfig) -> list[Path]:
     from llama_index.core import SimpleDirectoryReader
 
     exts = {e.lower() for e in config.extensions}
-    if ".pdf" in exts and not pdf_supported():
-        exts.discard(".pdf")
-        pattern = "**/*" if config.recursive else "*"
-        pdfs = [p for p in root.glob(pattern) if p.suffix.lower() == ".pdf" and p.is_file()]
-        if pdfs:
-            log.warning("pypdf is not installed: %d .pdf file(s) in %s are skipped (pip install 'branchwise[pdf]').",
-                        len(pdfs), root)
     # SimpleDirectoryReader compares suffixes case-sensitively: list both spellings.
     required = sorted(exts | {e.upper() for e in exts})
     # Hidden files are filtered here, relative to the root: SimpleDirectoryReader's own
@@ -124,6 +123,13 @@ def _discover(root: Path, config: IngestConfig) -> list[Path]:
     except ValueError:  # "No files found in ..."
         pass
     files = sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if ".pdf" in exts and not pdf_supported():  # one walk: found with the rest, dropped here
+        exts.discard(".pdf")
+        pdfs = [p for p in files if p.suffix.lower() == ".pdf"]
+        if pdfs:
+            log.warning("pypdf is not installed: %d .pdf file(s) in %s are skipped (pip install 'branchwise[pdf]').",
+                        len(pdfs), root)
+            files = [p for p in files if p.suffix.lower() != ".pdf"]
     if not files:
         raise InputError(
             f"no supported files ({', '.join(sorted(exts))}) in folder {root}.",
