@@ -16,7 +16,7 @@ and ``structure`` (clustering only, empty summaries).
 ``--baselines`` times sklearn Spectral and Ward agglomerative clustering against one level
 of our balanced grouping at small N (they are O(N²) in memory).
 
-Results on the 2-core dev machine: see ``RESULTS`` at the bottom of this file.
+Results on the 2-core dev machine: reports/benchmarks.md ("Tree build").
 """
 
 from __future__ import annotations
