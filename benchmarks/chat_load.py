@@ -86,6 +86,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def answer_json(outputs: Any) -> dict[str, Any]:
+    """The answer's JSON among the /ask outputs (the one dict with ``text`` and ``citations``).
+
+    Found by shape, not position: the API omits ``gr.State`` outputs and layout updates,
+    so positions shift whenever the app gains a panel.
+    """
+    for value in outputs if isinstance(outputs, (list, tuple)) else ():
+        if isinstance(value, dict) and value.get("__type__") == "update":
+            value = value.get("value")
+        if isinstance(value, dict) and "text" in value and "citations" in value:
+            return value
+    return {}
+
+
 def build_demo_index(out: Path, embedder: Any) -> Path:
     from branchwise.cli.ask_cmd import demo_corpus_dir
     from branchwise.pipeline import IndexConfig, build_index
@@ -120,7 +134,7 @@ def ask(url: str, i: int, question: str, kwargs: dict[str, Any], barrier: thread
                 raise TimeoutError(f"no answer after {timeout_s:.0f} s")
         final = job.result(timeout=timeout_s) if final is None else final
         out.latency_s = time.perf_counter() - t0
-        raw = final[-1] or {}
+        raw = answer_json(final)
         out.ok = bool(raw.get("text"))
         out.found = bool(raw.get("found"))
         out.llm_calls = int((raw.get("usage") or {}).get("llm_calls", 0))
