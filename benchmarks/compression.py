@@ -45,7 +45,7 @@ from branchwise.generation.color import (
     shortest_successful,
 )
 from branchwise.generation.compress import CompressedContext, Compressor, NoCompression, evidence_tokens
-from branchwise.generation.extractive import ExtractiveCompressor
+from branchwise.generation.extractive import ExtractiveCompressor, ExtractiveConfig
 from branchwise.generation.mining import QAExample, load_hotpot_examples
 from branchwise.models.factory import make_embedder, make_llm
 from branchwise.offline import apply_offline_defaults
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     llm = make_llm(args.llm, cache_dir=args.cache_dir)
     embedder = make_embedder(args.encoder or "default")
     reader = LLMReader(llm)
-    extractive = ExtractiveCompressor(embedder)
+    extractive = ExtractiveCompressor(embedder, ExtractiveConfig(bridge=args.bridge, lead_bonus=args.lead_bonus))
     abstractive = AbstractiveCompressor(llm)
     compressors: dict[str, Compressor] = {
         "none": NoCompression(),
@@ -168,6 +168,8 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=(*METHODS, "color-oracle"))
     p.add_argument("--oracle", action="store_true", help="also run color-oracle (gold-labelled candidates)")
     p.add_argument("--llm", default="default")
+    p.add_argument("--bridge", action="store_true", help="extractive: second-hop scoring (ExtractiveConfig.bridge)")
+    p.add_argument("--lead-bonus", type=float, default=0.0, help="extractive: first-sentence prior (ExtractiveConfig)")
     p.add_argument("--encoder", default=None, help="extractive encoder spec, e.g. st:/path (default: bundled MiniLM)")
     p.add_argument("--cache-dir", type=Path, default=Path("/tmp/branchwise-bench-cache"))
     p.add_argument("--out", type=Path, default=Path("/tmp/branchwise-compression.json"))

@@ -24,6 +24,7 @@ sentence"`` by default, because multi-hop evidence is full of pronouns ("He was 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -60,12 +61,28 @@ class ExtractiveConfig:
             encoders, so a threshold must be calibrated per encoder).
         truncate_overflow: when no whole sentence fits the budget, keep the best sentence
             cut to the budget rather than returning nothing.
+        bridge: multi-hop scoring for bridge questions ("the director of the film that ..."):
+            after the first pass, the question is re-embedded together with the best
+            sentence (its title included), and sentences of *other* evidence items score
+            the better of the two similarities, so the paragraph about the bridge entity
+            can win a place even when it shares few words with the question.
+        lead_bonus: added to the similarity of each item's first sentence when sentences
+            compete for the budget (selection order only; reported scores stay cosines).
+            A prior for encyclopedic and news text, where a passage's first sentence names
+            its subject; 0 turns it off.
     """
 
     embed_with_title: bool = True
     max_sentences: int | None = None
     min_similarity: float | None = None
     truncate_overflow: bool = True
+    bridge: bool = False
+    lead_bonus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.lead_bonus):
+            raise InputError(f"ExtractiveConfig.lead_bonus={self.lead_bonus} is not a finite number.",
+                             fix="use 0 (off) or a small similarity bonus such as 0.1.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +93,8 @@ class ScoredSentence:
         item: index of the evidence item it belongs to.
         position: its index among that item's sentences.
         text: the sentence.
-        score: cosine similarity to the question.
+        score: cosine similarity to the question (with ``bridge``, the better of that and
+            the similarity to the second-hop query).
     """
 
     item: int
@@ -122,6 +140,11 @@ class ExtractiveCompressor:
         sent_vecs = np.asarray(self.encoder.embed(texts), dtype=np.float32)
         q_vec = np.asarray(self.encoder.embed_query(question), dtype=np.float32)
         sims = sent_vecs @ q_vec
+        if self.config.bridge and len(evidence) > 1:
+            top = int(np.argmax(sims))
+            hop = np.asarray(self.encoder.embed_query(f"{question} {texts[top]}"), dtype=np.float32)
+            other = np.array([i != rows[top][0] for i, _, _ in rows])
+            sims = np.where(other, np.maximum(sims, sent_vecs @ hop), sims)
         return [ScoredSentence(i, j, t, float(s)) for (i, j, t), s in zip(rows, sims, strict=True)]
 
     def compress(self, question: str, evidence: Sequence[Evidence], budget_tokens: int) -> CompressedContext:
@@ -155,7 +178,8 @@ class ExtractiveCompressor:
         total = 0
         kept: list[ScoredSentence] = []
         limit = self.config.max_sentences
-        for s in sorted(scored, key=lambda s: (-s.score, s.item, s.position)):
+        bonus = self.config.lead_bonus
+        for s in sorted(scored, key=lambda s: (-(s.score + (bonus if s.position == 0 else 0.0)), s.item, s.position)):
             if limit is not None and len(kept) >= limit:
                 break
             trial = sorted(per_item.get(s.item, []) + [s], key=lambda x: x.position)

@@ -140,3 +140,39 @@ def test_real_embedder_budget_exact_on_hotpotqa(shared_data, real_embedder) -> N
             sources = {e.chunk_id: e.text for e in ex.evidence}
             for item in ctx.items:  # extractive: every kept word comes from its own chunk
                 assert set(item.text.split()) <= set(sources[item.chunk_id].split())
+
+
+BRIDGE_EVIDENCE = [
+    Evidence("rondo#0", "Blue Rondo was composed by Dave Brubeck.", title="Blue Rondo"),
+    Evidence("brubeck#0", "Dave Brubeck grew up in Concord, California.", title="Dave Brubeck"),
+    Evidence("piano#0", "The first piano was made in Italy.", title="Piano"),
+]
+
+
+def test_bridge_brings_in_the_second_hop_paragraph() -> None:
+    # The Brubeck sentence shares no word with the question; only the hop via the best
+    # sentence ("... composed by Dave Brubeck") can rank it above the word-overlap distractor.
+    q = "Where was the composer of Blue Rondo born?"
+    flat = _comp(max_sentences=2).compress(q, BRIDGE_EVIDENCE, 200)
+    assert [e.chunk_id for e in flat.items] == ["rondo#0", "piano#0"]
+    hop = _comp(max_sentences=2, bridge=True).compress(q, BRIDGE_EVIDENCE, 200)
+    assert [e.chunk_id for e in hop.items] == ["rondo#0", "brubeck#0"]
+    # The best sentence itself keeps its first-pass score; only other items can gain.
+    plain = {s.text: s.score for s in _comp().score_sentences(q, BRIDGE_EVIDENCE)}
+    bridged = {s.text: s.score for s in _comp(bridge=True).score_sentences(q, BRIDGE_EVIDENCE)}
+    best = "Blue Rondo was composed by Dave Brubeck."
+    assert bridged[best] == plain[best]
+    assert all(bridged[t] >= plain[t] for t in plain)
+    # One evidence item: nothing to bridge to, identical scores.
+    one = BRIDGE_EVIDENCE[:1]
+    assert _comp(bridge=True).score_sentences(q, one) == _comp().score_sentences(q, one)
+
+
+def test_lead_bonus_changes_selection_order_not_scores() -> None:
+    q = "Who was the drummer of Rush?"
+    assert "Neil Peart" in _comp(max_sentences=1).compress(q, EVIDENCE[:1], 200).text
+    lead = _comp(max_sentences=1, lead_bonus=0.5)
+    assert lead.compress(q, EVIDENCE[:1], 200).items[0].text == "Rush was a Canadian rock band."
+    assert lead.score_sentences(q, EVIDENCE) == _comp().score_sentences(q, EVIDENCE)
+    with pytest.raises(InputError, match="lead_bonus"):
+        ExtractiveConfig(lead_bonus=float("inf"))
