@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
 
 from branchwise.errors import InputError
 from branchwise.retrieval.tokens import get_tokenizer
 from branchwise.types import Evidence, Usage
+
+if TYPE_CHECKING:
+    from branchwise.generation.extractive import ExtractiveConfig
 
 __all__ = [
     "Candidate",
@@ -233,6 +236,8 @@ class CompressionConfig:
         min_budget_tokens: floor for the ratio cap, so tiny evidence is not cut to nothing.
         encoder: dual encoder for the extractive scorer: None uses the index embedder, or a
             spec such as ``"st:/path/to/trained-compressor"`` (see ``train_extractive``).
+        extractive: sentence scoring and selection of the extractive compressor (also the
+            extractive candidates of "color"); None: ``ExtractiveConfig()``.
     """
 
     mode: CompressionMode = "extractive"
@@ -240,6 +245,7 @@ class CompressionConfig:
     max_ratio: float | None = None
     min_budget_tokens: int = 64
     encoder: str | None = None
+    extractive: ExtractiveConfig | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -279,7 +285,7 @@ def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any
             raise InputError(
                 "extractive compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'."
             )
-        return ExtractiveCompressor(encoder)
+        return ExtractiveCompressor(encoder, config.extractive)
     if config.mode == "abstractive":
         from branchwise.generation.abstractive import AbstractiveCompressor
 
@@ -291,4 +297,4 @@ def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any
         raise InputError(
             "CoLoR-style compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'."
         )
-    return ColorCompressor(ExtractiveCompressor(encoder), AbstractiveCompressor(llm), llm)
+    return ColorCompressor(ExtractiveCompressor(encoder, config.extractive), AbstractiveCompressor(llm), llm)

@@ -103,6 +103,9 @@ def test_config_budget_and_factory() -> None:
         make_compressor(CompressionConfig(mode="extractive"), embedder=HashingEmbedder()), ExtractiveCompressor
     )
     assert isinstance(make_compressor(CompressionConfig(mode="none")), NoCompression)
+    tuned = ExtractiveConfig(bridge=False, lead_bonus=0.0, max_sentences=3)
+    made = make_compressor(CompressionConfig(mode="extractive", extractive=tuned), embedder=HashingEmbedder())
+    assert isinstance(made, ExtractiveCompressor) and made.config == tuned
     with pytest.raises(InputError, match="needs an LLM"):
         make_compressor(CompressionConfig(mode="abstractive"), embedder=HashingEmbedder())
     with pytest.raises(InputError, match="unknown compression mode"):
