@@ -156,26 +156,26 @@ def test_bridge_brings_in_the_second_hop_paragraph() -> None:
     # The Brubeck sentence shares no word with the question; only the hop via the best
     # sentence ("... composed by Dave Brubeck") can rank it above the word-overlap distractor.
     q = "Where was the composer of Blue Rondo born?"
-    flat = _comp(max_sentences=2).compress(q, BRIDGE_EVIDENCE, 200)
+    flat = _comp(max_sentences=2, bridge=False, lead_bonus=0.0).compress(q, BRIDGE_EVIDENCE, 200)
     assert [e.chunk_id for e in flat.items] == ["rondo#0", "piano#0"]
-    hop = _comp(max_sentences=2, bridge=True).compress(q, BRIDGE_EVIDENCE, 200)
+    hop = _comp(max_sentences=2, lead_bonus=0.0).compress(q, BRIDGE_EVIDENCE, 200)
     assert [e.chunk_id for e in hop.items] == ["rondo#0", "brubeck#0"]
     # The best sentence itself keeps its first-pass score; only other items can gain.
-    plain = {s.text: s.score for s in _comp().score_sentences(q, BRIDGE_EVIDENCE)}
+    plain = {s.text: s.score for s in _comp(bridge=False).score_sentences(q, BRIDGE_EVIDENCE)}
     bridged = {s.text: s.score for s in _comp(bridge=True).score_sentences(q, BRIDGE_EVIDENCE)}
     best = "Blue Rondo was composed by Dave Brubeck."
     assert bridged[best] == plain[best]
     assert all(bridged[t] >= plain[t] for t in plain)
     # One evidence item: nothing to bridge to, identical scores.
     one = BRIDGE_EVIDENCE[:1]
-    assert _comp(bridge=True).score_sentences(q, one) == _comp().score_sentences(q, one)
+    assert _comp(bridge=True).score_sentences(q, one) == _comp(bridge=False).score_sentences(q, one)
 
 
 def test_lead_bonus_changes_selection_order_not_scores() -> None:
     q = "Who was the drummer of Rush?"
-    assert "Neil Peart" in _comp(max_sentences=1).compress(q, EVIDENCE[:1], 200).text
+    assert "Neil Peart" in _comp(max_sentences=1, lead_bonus=0.0).compress(q, EVIDENCE[:1], 200).text
     lead = _comp(max_sentences=1, lead_bonus=0.5)
     assert lead.compress(q, EVIDENCE[:1], 200).items[0].text == "Rush was a Canadian rock band."
-    assert lead.score_sentences(q, EVIDENCE) == _comp().score_sentences(q, EVIDENCE)
+    assert lead.score_sentences(q, EVIDENCE) == _comp(lead_bonus=0.0).score_sentences(q, EVIDENCE)
     with pytest.raises(InputError, match="lead_bonus"):
         ExtractiveConfig(lead_bonus=float("inf"))
