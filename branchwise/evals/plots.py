@@ -59,6 +59,26 @@ def _bar_panels(summary: dict[str, Any], metrics: list[str], colors: dict[str, s
     return _save(fig, path)
 
 
+def label_offsets(points: list[tuple[float, float]], *, step: int = 11) -> list[tuple[int, int]]:
+    """Text offsets (in points) for point labels on axes that start at 0, so close labels stack.
+
+    A label goes up-right of its point, (7, 6); for each higher point already labelled within
+    8 % of the largest x and 5 % of the largest y, it moves ``step`` points further down.
+    """
+    if not points:
+        return []
+    xmax = max(abs(p[0]) for p in points) or 1.0
+    ymax = max(abs(p[1]) for p in points) or 1.0
+    out: list[tuple[int, int]] = [(7, 6)] * len(points)
+    placed: list[int] = []
+    for i in sorted(range(len(points)), key=lambda i: -points[i][1]):
+        x, y = points[i]
+        near = sum(abs(points[j][0] - x) <= 0.08 * xmax and abs(points[j][1] - y) <= 0.05 * ymax for j in placed)
+        out[i] = (7, 6 - step * near)
+        placed.append(i)
+    return out
+
+
 def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     """Draw the plots that apply to this run; returns their file names."""
     colors = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(summary["systems"])}
@@ -76,12 +96,13 @@ def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     if qa:
         fig = Figure(figsize=(7, 4.8))
         ax = fig.add_subplot(1, 1, 1)
-        for name, m in qa:
+        offsets = label_offsets([(m["context_tokens"]["mean"], m[primary]["mean"]) for _, m in qa])
+        for (name, m), offset in zip(qa, offsets):
             x, y = m["context_tokens"], m[primary]
             ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x["low"]], [x["high"] - x["mean"]]],
                         yerr=[[y["mean"] - y["low"]], [y["high"] - y["mean"]]], fmt="o", ms=8, capsize=4,
                         color=colors[name], label=name)
-            ax.annotate(name, (x["mean"], y["mean"]), textcoords="offset points", xytext=(7, 6), fontsize=9)
+            ax.annotate(name, (x["mean"], y["mean"]), textcoords="offset points", xytext=offset, fontsize=9)
         base = dict(qa).get("naive_rag")
         if base is not None:
             # The agent's tracked target: naive RAG's F1 + 5 points with <= 15% of its context.

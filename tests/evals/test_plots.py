@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from branchwise.evals.plots import write_plots
+from branchwise.evals.plots import label_offsets, write_plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -39,3 +39,13 @@ def test_ir_run_gets_only_the_quality_panels(tmp_path: Path) -> None:
     assert write_plots(tmp_path, summary) == ["quality.png"]
     assert (tmp_path / "quality.png").read_bytes().startswith(PNG)
     assert write_plots(tmp_path / "none", run_summary("ir", "ndcg@10", {"x": {}})) == []
+
+
+def test_label_offsets_stack_close_points_and_leave_far_ones() -> None:
+    # agent (359 tok, F1 .362) and agent_hybrid (360, .373) sit on top of each other; naive RAG
+    # (529, .401) and agent_tight (96, .341) are far from both.
+    points = [(529.0, 0.401), (359.0, 0.362), (96.0, 0.341), (360.0, 0.373)]
+    assert label_offsets(points) == [(7, 6), (7, -5), (7, 6), (7, 6)]
+    three = [(100.0, 0.50), (101.0, 0.49), (102.0, 0.48)]
+    assert label_offsets(three) == [(7, 6), (7, -5), (7, -16)]
+    assert label_offsets([]) == []
