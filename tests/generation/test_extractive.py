@@ -117,8 +117,9 @@ def test_config_budget_and_factory() -> None:
 def test_real_embedder_keeps_gold_supporting_sentences(shared_data, real_embedder, record_property) -> None:
     """On 50 HotpotQA questions at a 192-token budget (~16% of ~1240 tokens of evidence).
 
-    Measured with all-MiniLM-L6-v2: 94% of questions keep at least one gold supporting
-    sentence, 66% of all gold sentences survive (random selection at this ratio keeps ~16%).
+    Measured with all-MiniLM-L6-v2 and the default scoring (bridge hop, lead prior): 67% of
+    all gold sentences survive (random selection at this ratio keeps ~16%), 46% of questions
+    keep every one of theirs (38% with plain cosine scoring), 88% keep at least one.
     """
     examples = load_hotpot_examples(shared_data / "hotpotqa" / "dev_distractor_200.jsonl", limit=50)
     rep = gold_sentence_recall(real_embedder, examples, 192)
@@ -127,6 +128,7 @@ def test_real_embedder_keeps_gold_supporting_sentences(shared_data, real_embedde
     assert rep.questions == 50 and rep.facts == 120
     assert rep.any_rate >= 0.85
     assert rep.fact_recall >= 0.55
+    assert rep.all_rate >= 0.40
     assert rep.fact_recall > 3 * rep.mean_ratio  # far better than keeping random text
     assert rep.mean_ratio <= 0.17
 
