@@ -4,7 +4,8 @@
   fusion of the two, k = 60; Cormack et al. 2009).
 * ``naive_rag`` — dense top-``rag_k`` chunks straight into the cited-answer generator
   (:class:`branchwise.generation.answer.AnswerWriter`): the "retrieve once, then read"
-  baseline every agentic system must beat.
+  baseline every agentic system must beat; ``hybrid_rag`` is the same with hybrid search,
+  the stronger flat baseline.
 * ``raptor`` / ``raptor_rag`` — RAPTOR's *collapsed tree* retrieval (Sarthi et al. 2024,
   arXiv 2401.18059): every node of the tree (leaf chunks and summaries) sits in one flat
   dense index and the query takes the top nodes by cosine, ignoring the hierarchy. For
@@ -176,14 +177,22 @@ def _register() -> None:
                        ("hybrid", "reciprocal rank fusion of dense and BM25")):
         register_system(SystemSpec(kind, retrieval(kind), what))
 
-    def naive_rag(ctx: SystemContext) -> RAGSystem:
-        def retrieve(q: str) -> tuple[list[ScoredChunk], list[Evidence]]:
-            hits = ctx.index.search_dense(q, max(ctx.k, ctx.rag_k))
-            return hits[: ctx.k], evidence_from_chunks(ctx.index, hits[: ctx.rag_k])
+    def flat_rag(name: str, kind: str) -> Callable[[SystemContext], RAGSystem]:
+        def make(ctx: SystemContext) -> RAGSystem:
+            search = getattr(ctx.index, f"search_{kind}")
 
-        return RAGSystem("naive_rag", ctx, retrieve)
+            def retrieve(q: str) -> tuple[list[ScoredChunk], list[Evidence]]:
+                hits = search(q, max(ctx.k, ctx.rag_k))
+                return hits[: ctx.k], evidence_from_chunks(ctx.index, hits[: ctx.rag_k])
 
-    register_system(SystemSpec("naive_rag", naive_rag, "dense top-5 chunks into the cited-answer generator",
+            return RAGSystem(name, ctx, retrieve)
+
+        return make
+
+    register_system(SystemSpec("naive_rag", flat_rag("naive_rag", "dense"),
+                               "dense top-5 chunks into the cited-answer generator", needs_llm=True))
+    register_system(SystemSpec("hybrid_rag", flat_rag("hybrid_rag", "hybrid"),
+                               "hybrid (BM25 + dense RRF) top-5 chunks into the cited-answer generator",
                                needs_llm=True))
 
     def raptor(ctx: SystemContext) -> RetrievalSystem:

@@ -52,6 +52,20 @@ def test_raptor_rag_answers_from_node_evidence(tree_index, tree_docs: dict[str, 
     assert prompt.count("<source ") == 2
 
 
+def test_flat_rag_systems_read_their_retrievers_top_chunks(tree_index) -> None:
+    q = "sourdough bread wild yeast"
+    for name, kind in (("naive_rag", "dense"), ("hybrid_rag", "hybrid")):
+        llm = ScriptedLLM(replies=["Bread [1]"])
+        ctx = SystemContext(tree_index, lambda llm=llm: llm, None, k=3, rag_k=2)
+        (system,) = build_systems([name], ctx)
+        out = system.run(q)
+        expected = [h.chunk_id for h in getattr(tree_index, f"search_{kind}")(q, 3)]
+        assert [h.chunk_id for h in out.retrieved] == expected, name
+        prompt = llm.calls[0][-1].content
+        assert prompt.count("<source ") == 2, name
+        assert out.answer is not None and out.answer.citations[0].chunk_id == expected[0], name
+
+
 def test_systems_needing_a_tree_or_llm_are_refused_clearly(tree_index, tmp_path: Path) -> None:
     ctx = SystemContext(tree_index)
     with pytest.raises(InputError, match="needs an LLM"):
