@@ -143,18 +143,22 @@ class ExtractiveCompressor:
         sent_vecs = np.asarray(self.encoder.embed(texts), dtype=np.float32)
         q_vec = np.asarray(self.encoder.embed_query(question), dtype=np.float32)
         sims = sent_vecs @ q_vec
-        if self.config.bridge and len(evidence) > 1:
+        if self._bridges(evidence):
             top = int(np.argmax(sims))
             hop = np.asarray(self.encoder.embed_query(f"{question} {texts[top]}"), dtype=np.float32)
             other = np.array([i != rows[top][0] for i, _, _ in rows])
             sims = np.where(other, np.maximum(sims, sent_vecs @ hop), sims)
         return [ScoredSentence(i, j, t, float(s)) for (i, j, t), s in zip(rows, sims, strict=True)]
 
+    def _bridges(self, evidence: Sequence[Evidence]) -> bool:
+        """Whether scoring makes the second-hop query (one more embedding call)."""
+        return self.config.bridge and len(evidence) > 1
+
     def compress(self, question: str, evidence: Sequence[Evidence], budget_tokens: int) -> CompressedContext:
         check_budget(budget_tokens)
         evidence = list(evidence)
         before = sum(count_tokens(e.text) for e in evidence)
-        usage = Usage(embed_calls=2)
+        usage = Usage(embed_calls=3 if self._bridges(evidence) else 2)  # sentences, question (, hop)
         scored = self.score_sentences(question, evidence)
         if not scored:
             return CompressedContext([], before, 0, self.mode, budget_tokens, usage=usage, note="no sentences")

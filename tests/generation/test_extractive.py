@@ -171,6 +171,9 @@ def test_bridge_brings_in_the_second_hop_paragraph() -> None:
     # One evidence item: nothing to bridge to, identical scores.
     one = BRIDGE_EVIDENCE[:1]
     assert _comp(bridge=True).score_sentences(q, one) == _comp(bridge=False).score_sentences(q, one)
+    # The hop query is one more embedding call, counted in the usage.
+    assert hop.usage.embed_calls == 3 and flat.usage.embed_calls == 2
+    assert _comp(bridge=True).compress(q, one, 200).usage.embed_calls == 2
 
 
 def test_lead_bonus_changes_selection_order_not_scores() -> None:
