@@ -32,7 +32,6 @@ import argparse
 import logging
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from branchwise.generation.color import (
     generate_candidates,
     shortest_successful,
 )
-from branchwise.generation.compress import CompressedContext, Compressor, NoCompression, evidence_tokens
+from branchwise.generation.compress import CompressedContext, Compressor, NoCompression, evidence_tokens, with_text
 from branchwise.generation.extractive import ExtractiveCompressor, ExtractiveConfig
 from branchwise.generation.mining import QAExample, load_hotpot_examples
 from branchwise.models.factory import make_embedder, make_llm
@@ -119,7 +118,7 @@ def _gold_sentences(ex: QAExample) -> CompressedContext:
     by_title: dict[str, list[str]] = {}
     for title, sentence in ex.supporting:
         by_title.setdefault(title, []).append(sentence)
-    items = [replace(ev, text=" ".join(by_title[ev.title])) for ev in ex.evidence if ev.title in by_title]
+    items = [with_text(ev, " ".join(by_title[ev.title])) for ev in ex.evidence if ev.title in by_title]
     return CompressedContext(items, evidence_tokens(ex.evidence), evidence_tokens(items), "gold-sentences", 0)
 
 
