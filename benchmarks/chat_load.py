@@ -102,10 +102,10 @@ def answer_json(outputs: Any) -> dict[str, Any]:
 
 def build_demo_index(out: Path, embedder: Any) -> Path:
     from branchwise.cli.ask_cmd import demo_corpus_dir
-    from branchwise.pipeline import IndexConfig, build_index
-    from branchwise.retrieval.build import IndexBuildConfig
-    from branchwise.trees.build import TreeConfig
-    from branchwise.trees.summarize import SummaryConfig
+    from branchwise.indexing.pipeline import IndexConfig, build_index
+    from branchwise.indexing.chunk_stage import IndexBuildConfig
+    from branchwise.indexing.tree_build import TreeConfig
+    from branchwise.indexing.summarize import SummaryConfig
 
     if not (out / "manifest.json").is_file():
         config = IndexConfig(chunk=IndexBuildConfig(embedder_spec="default"), graph="off",

@@ -38,20 +38,20 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from branchwise.evals.metrics import exact_match, token_f1
-from branchwise.generation.abstractive import AbstractiveCompressor
-from branchwise.generation.color import (
+from branchwise.compression.abstractive import AbstractiveCompressor
+from branchwise.compression.color import (
     AnswerLabeler,
     ColorCompressor,
     LLMReader,
     generate_candidates,
     shortest_successful,
 )
-from branchwise.generation.compress import CompressedContext, Compressor, NoCompression, evidence_tokens, with_text
-from branchwise.generation.extractive import ExtractiveCompressor, ExtractiveConfig
-from branchwise.generation.mining import QAExample, load_hotpot_examples
+from branchwise.compression.base import CompressedContext, Compressor, NoCompression, evidence_tokens, with_text
+from branchwise.compression.extractive import ExtractiveCompressor, ExtractiveConfig
+from branchwise.training.mining import QAExample, load_hotpot_examples
 from branchwise.models.factory import make_embedder, make_llm
 from branchwise.offline import apply_offline_defaults
-from branchwise.retrieval.atomic import atomic_write_json
+from branchwise.files import atomic_write_json
 
 log = logging.getLogger("benchmarks.compression")
 

@@ -99,12 +99,12 @@ def dense_runs(chunks: list[Chunk], vecs: np.ndarray, emb: Embedder, questions: 
 
 
 def tree_runs(chunks: list[Chunk], vecs: np.ndarray, emb: Embedder, questions: Sequence[Question]) -> list[list[str]]:
-    from branchwise.trees.build import TreeConfig, build_tree
-    from branchwise.trees.navigate import TreeResources, TreeTextSource, navigate_many
-    from branchwise.trees.navigator import NavigatorConfig
-    from branchwise.trees.priors import ArrayNodeVectors
-    from branchwise.trees.scorers import EmbeddingScorer
-    from branchwise.trees.summarize import ExtractiveSummarizer, SummaryConfig
+    from branchwise.indexing.tree_build import TreeConfig, build_tree
+    from branchwise.navigation.navigate import TreeResources, TreeTextSource, navigate_many
+    from branchwise.navigation.navigator import NavigatorConfig
+    from branchwise.navigation.priors import ArrayNodeVectors
+    from branchwise.navigation.scorers import EmbeddingScorer
+    from branchwise.indexing.summarize import ExtractiveSummarizer, SummaryConfig
 
     config = TreeConfig(max_children=8, summary=SummaryConfig(mode="extractive"))
     summarizer = ExtractiveSummarizer.from_corpus((c.text for c in chunks), config.summary)

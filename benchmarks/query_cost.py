@@ -31,22 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-from branchwise.retrieval.tokens import get_tokenizer
-from branchwise.trees.navigate import NavigationResult, TreeResources, navigate_many
-from branchwise.trees.navigator import NavigatorConfig
-from branchwise.trees.priors import (
+from branchwise.text.tokens import get_tokenizer
+from branchwise.navigation.navigate import NavigationResult, TreeResources, navigate_many
+from branchwise.navigation.navigator import NavigatorConfig
+from branchwise.navigation.priors import (
     ArrayNodeVectors,
     RetrievalPrior,
     RetrievalPriorConfig,
 )
-from branchwise.trees.scorers import EmbeddingScorer, Scorer
-from branchwise.trees.slates import (
+from branchwise.navigation.scorers import EmbeddingScorer, Scorer
+from branchwise.navigation.slates import (
     SlateRequest,
     SlateScores,
     messages_text,
     render_slate_prompt,
 )
-from branchwise.trees.tree import Node, Tree
+from branchwise.retrieval.tree import Node, Tree
 
 log = logging.getLogger("benchmarks.query_cost")
 
@@ -214,7 +214,7 @@ def run_synthetic(
 def run_real(n_queries: int, cache: Path) -> None:
     from benchmarks.retrieval_quality import LLM_BUDGETS, load_bench
     from branchwise.models.factory import make_embedder, make_llm
-    from branchwise.trees.scorers import YesNoScorer, YesNoScorerConfig
+    from branchwise.navigation.scorers import YesNoScorer, YesNoScorerConfig
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data"
     bench = load_bench("cranfield", data, cache, make_embedder("default"), 12)

@@ -35,11 +35,11 @@ from branchwise.models.base import Embedder
 from branchwise.retrieval.bm25 import BM25Index
 from branchwise.retrieval.index import embedding_text
 from branchwise.retrieval.search import reciprocal_rank_fusion
-from branchwise.trees.build import TreeConfig, build_tree
-from branchwise.trees.navigate import TreeResources, TreeTextSource, navigate_many
-from branchwise.trees.navigator import NavigatorConfig
-from branchwise.trees.priors import ArrayNodeVectors, RetrievalPrior
-from branchwise.trees.scorers import (
+from branchwise.indexing.tree_build import TreeConfig, build_tree
+from branchwise.navigation.navigate import TreeResources, TreeTextSource, navigate_many
+from branchwise.navigation.navigator import NavigatorConfig
+from branchwise.navigation.priors import ArrayNodeVectors, RetrievalPrior
+from branchwise.navigation.scorers import (
     EmbeddingScorer,
     LLMSlateScorer,
     LLMSlateScorerConfig,
@@ -47,8 +47,8 @@ from branchwise.trees.scorers import (
     YesNoScorer,
     YesNoScorerConfig,
 )
-from branchwise.trees.summarize import ExtractiveSummarizer, SummaryConfig
-from branchwise.trees.tree import Tree
+from branchwise.indexing.summarize import ExtractiveSummarizer, SummaryConfig
+from branchwise.retrieval.tree import Tree
 from branchwise.types import Chunk, ScoredChunk
 
 log = logging.getLogger("benchmarks.retrieval_quality")

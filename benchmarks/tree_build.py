@@ -126,8 +126,8 @@ def peak_rss_mb() -> float:
 
 def run_case(n: int, strategy: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
     """One build in this process; returns the measurements."""
-    from branchwise.trees.build import TreeConfig, build_tree
-    from branchwise.trees.summarize import ExtractiveSummarizer, SummaryConfig
+    from branchwise.indexing.tree_build import TreeConfig, build_tree
+    from branchwise.indexing.summarize import ExtractiveSummarizer, SummaryConfig
 
     t0 = time.perf_counter()
     chunks, emb, source = corpus(n, args.shared, args.cache, args.noise, args.seed)
@@ -162,7 +162,7 @@ def run_baseline(n: int, method: str, args: argparse.Namespace) -> dict[str, obj
     """One flat clustering of n real embeddings into n/10 groups."""
     from sklearn.cluster import AgglomerativeClustering, SpectralClustering
 
-    from branchwise.trees.cluster import ClusterConfig, balanced_groups
+    from branchwise.indexing.cluster import ClusterConfig, balanced_groups
 
     _, emb, _ = corpus(n, args.shared, args.cache, args.noise, args.seed)
     k = n // 10

@@ -1,7 +1,7 @@
 """Run-wide settings and the one table of environment variables.
 
 Component configs are frozen dataclasses defined beside their components (``TreeConfig``
-in :mod:`branchwise.trees.build`, ``NavigatorConfig`` in :mod:`branchwise.trees.navigator`,
+in :mod:`branchwise.indexing.tree_build`, ``NavigatorConfig`` in :mod:`branchwise.navigation.navigator`,
 ``AgentConfig`` in :mod:`branchwise.agents.config`, ...). This module holds only what spans
 components: which models to use and where caches live. Precedence: explicit argument /
 CLI flag > environment variable > default.

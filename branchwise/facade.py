@@ -18,12 +18,12 @@ from branchwise.types import Answer
 if TYPE_CHECKING:
     from branchwise.agents.agent import Agent
     from branchwise.agents.config import AgentConfig
-    from branchwise.generation.compress import CompressionConfig
-    from branchwise.incremental import UpdateReport
-    from branchwise.pipeline import IndexConfig
+    from branchwise.compression.base import CompressionConfig
+    from branchwise.indexing.incremental import UpdateReport
+    from branchwise.indexing.pipeline import IndexConfig
     from branchwise.retrieval.index import Index
-    from branchwise.trees.navigator import NavigatorConfig
-    from branchwise.trees.scorers import Scorer
+    from branchwise.navigation.navigator import NavigatorConfig
+    from branchwise.navigation.scorers import Scorer
 
 ScorerName = Literal["embedding", "yesno", "llm"]
 SCORERS: tuple[str, ...] = ("embedding", "yesno", "llm")
@@ -54,7 +54,7 @@ def build_index(
     Models not given are made from ``settings`` (by default the embedded models). The LLM is
     loaded only when the config needs one (LLM summaries or graph extraction).
     """
-    from branchwise.pipeline import IndexConfig, build_index as _build
+    from branchwise.indexing.pipeline import IndexConfig, build_index as _build
 
     config = config or IndexConfig()
     if embedder is None or (llm is None and config.needs_llm()):
@@ -74,8 +74,8 @@ def open_index(path: str | Path, *, embedder: Embedder | None = None) -> "Index"
 def make_scorer(name: str, index: "Index", llm: LLM | None = None) -> "Scorer":
     """Resolve a scorer name: ``embedding`` (no LLM calls), ``yesno`` (P("Yes") in one forward
     pass), ``llm`` (one JSON-scored slate per call)."""
-    from branchwise.trees.priors import IndexNodeVectors
-    from branchwise.trees.scorers import EmbeddingScorer, LLMSlateScorer, YesNoScorer
+    from branchwise.navigation.priors import IndexNodeVectors
+    from branchwise.navigation.scorers import EmbeddingScorer, LLMSlateScorer, YesNoScorer
 
     if name == "embedding":
         if index.tree is None:
@@ -115,8 +115,8 @@ def build_agent(
     from branchwise.agents.agent import Agent
     from branchwise.agents.config import AgentConfig
     from branchwise.agents.tree_search import NavigatorSearch
-    from branchwise.generation.compress import CompressionConfig, make_compressor
-    from branchwise.trees.navigator import NavigatorConfig
+    from branchwise.compression.base import CompressionConfig, make_compressor
+    from branchwise.navigation.navigator import NavigatorConfig
 
     if not hasattr(index, "search_hybrid"):
         index = open_index(index)  # type: ignore[arg-type]
@@ -152,7 +152,7 @@ def ask(index: "Index | str | Path", question: str, **agent_kwargs: Any) -> Answ
 
 def _index_and_llm(index: "Index | str | Path", op: Literal["add", "delete"], llm: LLM | None,
                    settings: Settings | None) -> tuple["Index", LLM | None]:
-    from branchwise.incremental import update_needs_llm
+    from branchwise.indexing.incremental import update_needs_llm
 
     idx = open_index(index) if isinstance(index, (str, Path)) else index
     if llm is None and update_needs_llm(idx, op):
@@ -167,7 +167,7 @@ def add_documents(index: "Index | str | Path", sources: "str | Path | list[str |
     Only the tree summaries on the touched paths are rewritten; the LLM is loaded from
     ``settings`` only when the index needs one (LLM summaries, or a graph to extend).
     """
-    from branchwise.incremental import add_documents as _add
+    from branchwise.indexing.incremental import add_documents as _add
 
     idx, llm = _index_and_llm(index, "add", llm, settings)
     return _add(idx, sources, llm=llm, progress=progress)
@@ -176,8 +176,8 @@ def add_documents(index: "Index | str | Path", sources: "str | Path | list[str |
 def delete_documents(index: "Index | str | Path", doc_ids: "list[str]", *, llm: LLM | None = None,
                      settings: Settings | None = None, progress: bool = True) -> "UpdateReport":
     """Delete documents (by id) from chunks, vectors, BM25, tree and graph; returns an ``UpdateReport``."""
-    from branchwise.incremental import check_deletable
-    from branchwise.incremental import delete_documents as _delete
+    from branchwise.indexing.incremental import check_deletable
+    from branchwise.indexing.incremental import delete_documents as _delete
 
     idx = open_index(index) if isinstance(index, (str, Path)) else index
     doc_ids = check_deletable(idx, doc_ids)  # fail on a typo before any model loads

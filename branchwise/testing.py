@@ -57,7 +57,7 @@ class ScriptedLLM:
     def chat_json(
         self, messages: Sequence[Message], schema: dict[str, Any], params: GenParams = GenParams()
     ) -> StructuredCompletion:
-        from branchwise.models.jsonrepair import parse_json_lenient
+        from branchwise.text.jsonparse import parse_json_lenient
 
         c = self.chat(messages, params)
         value, repaired = parse_json_lenient(c.text)

@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from netguard import NetGuard  # noqa: E402
 
+pytest_plugins = ["index_fixtures"]
+
 _GUARD = NetGuard()
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import branchwise as bw
-from branchwise.pipeline import IndexConfig
+from branchwise.indexing.pipeline import IndexConfig
 from branchwise.testing import HashingEmbedder, ScriptedLLM
-from branchwise.trees.build import TreeConfig
-from branchwise.trees.summarize import SummaryConfig
+from branchwise.indexing.tree_build import TreeConfig
+from branchwise.indexing.summarize import SummaryConfig
 
 DOCS = {
     "rivers.md": "The River Liffey flows through the centre of Dublin and into Dublin Bay.",

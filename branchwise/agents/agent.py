@@ -31,7 +31,7 @@ from branchwise.agents.graph import build_graph
 from branchwise.agents.state import AgentInput
 from branchwise.agents.trace import AgentTrace
 from branchwise.errors import BranchwiseError, InputError
-from branchwise.generation.compress import Compressor
+from branchwise.compression.base import Compressor
 from branchwise.models.base import LLM
 from branchwise.types import Answer, Citation
 

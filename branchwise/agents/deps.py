@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from branchwise.agents.config import AgentConfig
 from branchwise.errors import InputError
-from branchwise.generation.compress import Compressor
+from branchwise.compression.base import Compressor
 from branchwise.models.base import LLM
 from branchwise.types import Chunk, Evidence, ScoredChunk, Usage
 

@@ -19,7 +19,7 @@ import re
 from typing import Sequence
 
 from branchwise.agents.state import EvidenceRecord, Triple
-from branchwise.generation.sentences import split_text
+from branchwise.text.sentences import split_text
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

@@ -1,7 +1,7 @@
 """Answer nodes: compress the pool to the generator's token budget, then write a cited answer.
 
 ``compress`` is the hook of the compression stage (RECOMP / CoLoR-style compressors of
-:mod:`branchwise.generation.compress`): with a compressor it records what it kept and the
+:mod:`branchwise.compression.base`): with a compressor it records what it kept and the
 token ratio; without one (or with mode ``"none"``) it passes the ranked pool through,
 truncated to ``context_budget_tokens`` (whole items while they fit, then the next item cut
 at a token edge, so a single long chunk is shortened rather than dropped).
@@ -30,7 +30,7 @@ from branchwise.agents.state import (
 )
 from branchwise.agents.structured import usage_of, usage_record
 from branchwise.generation.answer import AnswerConfig, AnswerWriter
-from branchwise.generation.compress import count_tokens, truncate_tokens
+from branchwise.compression.base import count_tokens, truncate_tokens
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from branchwise.agents.state import (
     ranked_pool,
 )
 from branchwise.agents.structured import call_json, prompt_usage
-from branchwise.trees.scorers import p_yes
+from branchwise.navigation.scorers import p_yes
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Per round: the queries run, what each retrieval route returned, which chunks entered the
 pool, the pool size and the feedback decision (P("Yes") or the judged gap, unresolved
 triples, why the loop stopped). Around the rounds: the plan (triples, sub-questions), each
-tree navigation's full :class:`~branchwise.trees.trace.TraversalTrace` (slates, raw /
+tree navigation's full :class:`~branchwise.navigation.trace.TraversalTrace` (slates, raw /
 calibrated / path scores, prompts, tokens, latency), the compression (method, tokens before
 and after, ratio), recorded fallbacks (malformed LLM output), usage and the answer.
 Schema ``branchwise.agent_trace/1``.
@@ -26,8 +26,8 @@ from branchwise.agents.state import (
     Triple,
 )
 from branchwise.errors import IndexFormatError
-from branchwise.retrieval.atomic import atomic_write_text
-from branchwise.trees.trace import TraversalTrace
+from branchwise.files import atomic_write_text
+from branchwise.navigation.trace import TraversalTrace
 from branchwise.types import Usage
 
 AGENT_TRACE_SCHEMA = "branchwise.agent_trace/1"
@@ -162,3 +162,37 @@ class AgentTrace:
             raise IndexFormatError(
                 f"agent trace {path} is corrupt: {e}.", fix="re-run the question to write it again."
             ) from e
+
+
+# -- reading a trace (shared by the CLI rendering and the chat UI) ----------------------
+def node_scores(trace: Any) -> dict[str, float]:
+    """Last path score recorded for every node in the agent trace's navigations."""
+    scores: dict[str, float] = {}
+    for nav in getattr(trace, "navigation", []) or []:
+        for step in nav.steps:
+            for item, p in zip(step.items, step.path_scores):
+                scores[item] = p
+    return scores
+
+
+def expanded_nodes(trace: Any) -> list[str]:
+    """Nodes the navigator expanded, in order, across all navigations."""
+    out: list[str] = []
+    for nav in getattr(trace, "navigation", []) or []:
+        out.extend(step.expanded for step in nav.steps)
+    return out
+
+
+def expanded_by_round(trace: Any) -> list[tuple[int, str, list[str]]]:
+    """``(agent round, query, expanded nodes in order)`` per navigation of the trace.
+
+    Rounds count from 1. They come from ``trace.navigation_rounds`` (0-based agent rounds of
+    an :class:`~branchwise.agents.trace.AgentTrace`) when the trace has them, else the
+    navigations are numbered 1, 2, ...
+    """
+    navs = list(getattr(trace, "navigation", []) or [])
+    rounds = list(getattr(trace, "navigation_rounds", []) or [])
+    if len(rounds) != len(navs):
+        rounds = list(range(len(navs)))
+    rounds = [int(r) + 1 for r in rounds]
+    return [(r, getattr(nav, "question", ""), [s.expanded for s in nav.steps]) for r, nav in zip(rounds, navs)]

@@ -1,4 +1,4 @@
-"""The agent's tree route: LATTICE navigation (:func:`branchwise.trees.navigate.navigate`).
+"""The agent's tree route: LATTICE navigation (:func:`branchwise.navigation.navigate.navigate`).
 
 :class:`NavigatorSearch` adapts the navigator driver to the agent's
 :class:`~branchwise.agents.deps.TreeSearch` protocol: it returns the top-k leaves by path
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from branchwise.agents.deps import TreeSearchResult
-from branchwise.trees.navigate import TreeResources, navigate
-from branchwise.trees.navigator import NavigatorConfig
-from branchwise.trees.priors import IndexNodeVectors
-from branchwise.trees.scorers import EmbeddingScorer, Scorer
-from branchwise.trees.slates import SlateRequest, SlateScores
-from branchwise.trees.tree import Tree
+from branchwise.navigation.navigate import TreeResources, navigate
+from branchwise.navigation.navigator import NavigatorConfig
+from branchwise.navigation.priors import IndexNodeVectors
+from branchwise.navigation.scorers import EmbeddingScorer, Scorer
+from branchwise.navigation.slates import SlateRequest, SlateScores
+from branchwise.retrieval.tree import Tree
 
 
 @dataclass(slots=True)

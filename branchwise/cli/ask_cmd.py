@@ -53,8 +53,8 @@ def _ask(index_dir: str | Path, question: str, args: argparse.Namespace) -> int:
     from branchwise.agents.config import AgentConfig
     from branchwise.cli.render import render_answer
     from branchwise.facade import build_agent, load_models, open_index
-    from branchwise.generation.compress import CompressionConfig
-    from branchwise.trees.navigator import NavigatorConfig
+    from branchwise.compression.base import CompressionConfig
+    from branchwise.navigation.navigator import NavigatorConfig
 
     from branchwise.retrieval.manifest import Manifest
 
@@ -100,10 +100,10 @@ def demo_corpus_dir() -> Path:
 def run_demo(args: argparse.Namespace) -> int:
     from branchwise.cli.index_cmd import describe_index
     from branchwise.facade import load_models
-    from branchwise.pipeline import IndexConfig, build_index
-    from branchwise.retrieval.build import IndexBuildConfig
-    from branchwise.trees.build import TreeConfig
-    from branchwise.trees.summarize import SummaryConfig
+    from branchwise.indexing.pipeline import IndexConfig, build_index
+    from branchwise.indexing.chunk_stage import IndexBuildConfig
+    from branchwise.indexing.tree_build import TreeConfig
+    from branchwise.indexing.summarize import SummaryConfig
 
     settings = settings_from_args(args)
     embedder, llm = load_models(settings, need_llm=True)

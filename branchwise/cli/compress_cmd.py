@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable
 from branchwise.errors import InputError
 
 if TYPE_CHECKING:
-    from branchwise.generation.color import CandidateLabeler
-    from branchwise.generation.mining import QAExample
+    from branchwise.compression.color import CandidateLabeler
+    from branchwise.training.mining import QAExample
     from branchwise.models.base import LLM
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,10 @@ def _llm(spec: str | None) -> LLM:
 
 
 def run_train_compressor(args: argparse.Namespace) -> int:
-    from branchwise.generation.mining import MiningConfig, load_hotpot_examples, mine_triplets
-    from branchwise.generation.train_extractive import ExtractiveTrainConfig, gold_sentence_recall, train_extractive
+    from branchwise.training.mining import MiningConfig, load_hotpot_examples, mine_triplets
+    from branchwise.training.extractive import ExtractiveTrainConfig, gold_sentence_recall, train_extractive
     from branchwise.models.factory import make_embedder
-    from branchwise.retrieval.atomic import atomic_write_json
+    from branchwise.files import atomic_write_json
 
     train = load_hotpot_examples(args.data, limit=args.questions)
     held = (
@@ -123,7 +123,7 @@ def run_train_compressor(args: argparse.Namespace) -> int:
 
 def _labeler_for(kind: str, llm: LLM | None) -> Callable[[QAExample], CandidateLabeler]:
     """``example -> labeler``: the reader-based one is shared, the evidence one is per question."""
-    from branchwise.generation.color import AnswerLabeler, EvidenceLabeler, LLMReader
+    from branchwise.compression.color import AnswerLabeler, EvidenceLabeler, LLMReader
 
     if kind == "answer":
         if llm is None:
@@ -134,17 +134,17 @@ def _labeler_for(kind: str, llm: LLM | None) -> Callable[[QAExample], CandidateL
 
 
 def run_train_color(args: argparse.Namespace) -> int:
-    from branchwise.generation.color import export_preferences
-    from branchwise.generation.train_preference import PreferenceTrainConfig, read_preferences, train_preference
+    from branchwise.compression.color import export_preferences
+    from branchwise.training.preference import PreferenceTrainConfig, read_preferences, train_preference
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {}
     if args.pairs is not None:
         pairs = read_preferences(args.pairs)
     else:
-        from branchwise.generation.abstractive import AbstractiveCompressor
-        from branchwise.generation.extractive import ExtractiveCompressor
-        from branchwise.generation.mining import load_hotpot_examples, mine_preferences
+        from branchwise.compression.abstractive import AbstractiveCompressor
+        from branchwise.compression.extractive import ExtractiveCompressor
+        from branchwise.training.mining import load_hotpot_examples, mine_preferences
         from branchwise.models.factory import make_embedder
 
         examples = load_hotpot_examples(args.data, limit=args.questions)

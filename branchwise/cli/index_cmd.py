@@ -38,11 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def index_config_from_args(args: argparse.Namespace):  # -> IndexConfig
     import dataclasses
 
-    from branchwise.pipeline import IndexConfig
-    from branchwise.retrieval.build import IndexBuildConfig
+    from branchwise.indexing.pipeline import IndexConfig
+    from branchwise.indexing.chunk_stage import IndexBuildConfig
     from branchwise.retrieval.chunking import ChunkingConfig
-    from branchwise.trees.build import TreeConfig
-    from branchwise.trees.summarize import SummaryConfig
+    from branchwise.indexing.tree_build import TreeConfig
+    from branchwise.indexing.summarize import SummaryConfig
 
     chunking = ChunkingConfig()
     changes = {k: v for k, v in (("chunk_tokens", args.chunk_tokens), ("overlap_tokens", args.overlap_tokens)) if v is not None}
@@ -59,7 +59,7 @@ def index_config_from_args(args: argparse.Namespace):  # -> IndexConfig
 
 def run_index(args: argparse.Namespace) -> int:
     from branchwise.facade import load_models
-    from branchwise.pipeline import build_index, plan_index
+    from branchwise.indexing.pipeline import build_index, plan_index
     from branchwise.retrieval.ingest import require_source
 
     require_source(args.path)  # fail before the models load

@@ -5,44 +5,12 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from branchwise.agents.trace import expanded_by_round, expanded_nodes, node_scores
 from branchwise.types import Answer
 
 
 def _short(text: str, width: int = 90) -> str:
     return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …")
-
-
-def node_scores(trace: Any) -> dict[str, float]:
-    """Last path score recorded for every node in the agent trace's navigations."""
-    scores: dict[str, float] = {}
-    for nav in getattr(trace, "navigation", []) or []:
-        for step in nav.steps:
-            for item, p in zip(step.items, step.path_scores):
-                scores[item] = p
-    return scores
-
-
-def expanded_nodes(trace: Any) -> list[str]:
-    """Nodes the navigator expanded, in order, across all navigations."""
-    out: list[str] = []
-    for nav in getattr(trace, "navigation", []) or []:
-        out.extend(step.expanded for step in nav.steps)
-    return out
-
-
-def expanded_by_round(trace: Any) -> list[tuple[int, str, list[str]]]:
-    """``(agent round, query, expanded nodes in order)`` per navigation of the trace.
-
-    Rounds count from 1. They come from ``trace.navigation_rounds`` (0-based agent rounds of
-    an :class:`~branchwise.agents.trace.AgentTrace`) when the trace has them, else the
-    navigations are numbered 1, 2, ...
-    """
-    navs = list(getattr(trace, "navigation", []) or [])
-    rounds = list(getattr(trace, "navigation_rounds", []) or [])
-    if len(rounds) != len(navs):
-        rounds = list(range(len(navs)))
-    rounds = [int(r) + 1 for r in rounds]
-    return [(r, getattr(nav, "question", ""), [s.expanded for s in nav.steps]) for r, nav in zip(rounds, navs)]
 
 
 def render_expanded(trace: Any, width: int = 100) -> list[str]:

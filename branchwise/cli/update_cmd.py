@@ -4,7 +4,7 @@
     branchwise delete my-index new.md extra-record-7
     branchwise delete my-index --list
 
-Only what changed is embedded and re-summarised (see :mod:`branchwise.incremental`).
+Only what changed is embedded and re-summarised (see :mod:`branchwise.indexing.incremental`).
 The embedder is the one recorded in the index's manifest; the LLM (needed to refresh
 LLM-written summaries, and for graph extraction of added chunks) is ``--llm``, else
 ``$BRANCHWISE_LLM``, else the one the index was built with, else the embedded default.
@@ -54,7 +54,7 @@ def _open(args: argparse.Namespace):  # -> Index
 
 
 def _llm(args: argparse.Namespace, idx, op: str):  # -> LLM | None
-    from branchwise.incremental import update_needs_llm
+    from branchwise.indexing.incremental import update_needs_llm
 
     if not update_needs_llm(idx, op):  # type: ignore[arg-type]
         return None
@@ -65,7 +65,7 @@ def _llm(args: argparse.Namespace, idx, op: str):  # -> LLM | None
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from branchwise.incremental import add_documents
+    from branchwise.indexing.incremental import add_documents
 
     idx = _open(args)
     report = add_documents(idx, args.paths, llm=_llm(args, idx, "add"), progress=not args.no_progress)
@@ -79,7 +79,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_delete(args: argparse.Namespace) -> int:
     from branchwise.errors import InputError
-    from branchwise.incremental import check_deletable, delete_documents
+    from branchwise.indexing.incremental import check_deletable, delete_documents
 
     idx = _open(args)
     if args.list:

@@ -3,7 +3,7 @@
 Registered names:
 
 * ``navigator:embedding`` / ``navigator:yes_no`` / ``navigator:llm_slate`` — LATTICE-style
-  tree navigation (``branchwise.trees.navigate.navigate``) with each scorer; retrieval only.
+  tree navigation (``branchwise.navigation.navigate.navigate``) with each scorer; retrieval only.
 * ``agent`` — the LangGraph agent with its default configuration: tree navigation (embedding
   scorer) and extractive compression to the agent's context budget;
 * ``agent_tight`` — the agent compressed to 100 evidence tokens, about 15% of naive RAG's
@@ -53,13 +53,13 @@ class NavigatorSystem:
         self.name = f"navigator:{scorer}"
         self._ctx = ctx
         self._scorer = scorer
-        self._navigate = _require("branchwise.trees.navigate", self.name)
+        self._navigate = _require("branchwise.navigation.navigate", self.name)
         self._resources = self._navigate.TreeResources.from_index(ctx.index)
 
     def _make_scorer(self, llm: Any) -> Any:
-        scorers = _require("branchwise.trees.scorers", self.name)
+        scorers = _require("branchwise.navigation.scorers", self.name)
         if self._scorer == "embedding":
-            priors = _require("branchwise.trees.priors", self.name)
+            priors = _require("branchwise.navigation.priors", self.name)
             vectors = priors.IndexNodeVectors(self._ctx.index, self._resources.tree)
             return scorers.EmbeddingScorer(vectors, self._ctx.embedder)
         if self._scorer == "yes_no":
@@ -108,7 +108,7 @@ class AgentSystem:
         if compress:
             # The agent's compress node fits the pool into AgentConfig.context_budget_tokens;
             # with a compressor that budget is the compressor's (RECOMP default, or the variant's).
-            default = _require("branchwise.generation.compress", name).CompressionConfig().budget_tokens
+            default = _require("branchwise.compression.base", name).CompressionConfig().budget_tokens
             config = replace(config, context_budget_tokens=budget_tokens or default)
         if route is not None:
             config = replace(config, retrieval=route)
@@ -131,7 +131,7 @@ class AgentSystem:
         return graph_retrieve.GraphRetriever(graph, ctx.embedder, ctx.index.store, chunks=ctx.index.chunks)
 
     def run(self, question: str) -> SystemOutput:
-        compress = _require("branchwise.generation.compress", self.name)
+        compress = _require("branchwise.compression.base", self.name)
         with self._ctx.session_llm() as llm, Stopwatch() as sw:
             compressor = None
             if self._compress:

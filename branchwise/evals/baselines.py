@@ -60,7 +60,7 @@ def evidence_from_chunks(index: Any, hits: list[ScoredChunk]) -> list[Evidence]:
 def answer_from_evidence(ctx: SystemContext, question: str, evidence: list[Evidence]) -> tuple[Answer, Usage, int]:
     """Write a cited answer from ``evidence`` with a per-question LLM; returns answer, usage, context tokens."""
     from branchwise.generation.answer import AnswerConfig, AnswerWriter
-    from branchwise.generation.compress import count_tokens
+    from branchwise.compression.base import count_tokens
 
     with ctx.session_llm() as llm, Stopwatch() as sw:
         written = AnswerWriter(llm, AnswerConfig(style=ctx.answer_style)).write(question, evidence)

@@ -19,7 +19,7 @@ from branchwise.errors import InputError
 from branchwise.evals.plots import write_plots
 from branchwise.evals.scoring import PRIMARY_METRIC
 from branchwise.evals.stats import bootstrap_ci, paired_bootstrap
-from branchwise.retrieval.atomic import atomic_write_json, atomic_write_text
+from branchwise.files import atomic_write_json, atomic_write_text
 
 #: table columns in display order (a metric no system has is omitted)
 COLUMNS = [

@@ -36,7 +36,7 @@ from branchwise.evals.systems import System, SystemContext, available_systems, b
 from branchwise.evals.workspace import ensure_tree, prepare_index
 from branchwise.models.base import LLM, Embedder
 from branchwise.types import Usage
-from branchwise.retrieval.atomic import atomic_write_json
+from branchwise.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from branchwise.evals.stats import correlation
 from branchwise.evals.systems import SystemContext
 from branchwise.evals.udcg import UDCGConfig, passage_utilities, udcg
 from branchwise.models.base import LLM, Embedder
-from branchwise.retrieval.atomic import atomic_write_json, atomic_write_text
+from branchwise.files import atomic_write_json, atomic_write_text
 from branchwise.types import ScoredChunk
 
 log = logging.getLogger(__name__)

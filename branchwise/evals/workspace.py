@@ -1,7 +1,7 @@
 """The index an evaluation runs on: built from the dataset's corpus under the run folder.
 
 The corpus is written once as ``corpus.jsonl`` (``id``, ``title``, ``text``) and indexed with
-the regular build (:func:`branchwise.retrieval.build.build_chunk_index`), so evaluations
+the regular build (:func:`branchwise.indexing.chunk_stage.build_chunk_index`), so evaluations
 measure the same code path users run. The build is resumable and reused: a second run on
 the same corpus and embedder opens the existing index; a different corpus is refused by the
 build's fingerprint check rather than silently mixed.
@@ -21,7 +21,7 @@ from branchwise.errors import InputError
 from branchwise.evals.datasets.types import EvalDataset
 from branchwise.models.base import LLM, Embedder
 from branchwise.types import Usage
-from branchwise.retrieval.atomic import atomic_write_jsonl
+from branchwise.files import atomic_write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def prepare_index(
     progress: bool = True,
 ) -> Any:
     """Build (or reopen) the chunk index of ``dataset`` at ``index_dir``."""
-    from branchwise.retrieval.build import IndexBuildConfig, build_chunk_index
+    from branchwise.indexing.chunk_stage import IndexBuildConfig, build_chunk_index
 
     corpus = write_corpus(dataset, index_dir.parent / f"{index_dir.name}.{CORPUS_FILE}")
     config = IndexBuildConfig(embedder_spec=embedder_spec, llm_spec=llm_spec)
@@ -56,17 +56,17 @@ def ensure_tree(
 ) -> Usage | None:
     """Build the index's semantic tree if it has none; returns the build's usage (None if reused).
 
-    Uses the tree stage's public pieces (:func:`branchwise.trees.build.build_tree`, the
-    summarizer, a resumable :class:`~branchwise.trees.checkpoint.BuildCheckpoint` in
+    Uses the tree stage's public pieces (:func:`branchwise.indexing.tree_build.build_tree`, the
+    summarizer, a resumable :class:`~branchwise.indexing.checkpoint.BuildCheckpoint` in
     ``<index>/tree.build``). LLM summaries go through the index's call cache, so an
     interrupted build resumes without repeating calls.
     """
     if index.tree is not None:
         return None
     from branchwise.models.cache import CachedLLM
-    from branchwise.trees.build import TreeConfig, build_tree
-    from branchwise.trees.checkpoint import BuildCheckpoint
-    from branchwise.trees.summarize import SummaryConfig, make_summarizer
+    from branchwise.indexing.tree_build import TreeConfig, build_tree
+    from branchwise.indexing.checkpoint import BuildCheckpoint
+    from branchwise.indexing.summarize import SummaryConfig, make_summarizer
 
     chunks = list(index.chunks)
     llm = None

@@ -34,7 +34,7 @@ from branchwise.graph.extract import (ChunkExtraction, ExtractionConfig, Extract
 from branchwise.graph.resolve import EntityResolver, ResolutionConfig, normalize_name
 from branchwise.graph.types import KnowledgeGraph, Mention, Relation, RemovalReport
 from branchwise.models.base import LLM, Embedder
-from branchwise.retrieval.atomic import atomic_write_jsonl
+from branchwise.files import atomic_write_jsonl
 from branchwise.retrieval.store import VectorStore
 from branchwise.types import Chunk
 

@@ -27,7 +27,7 @@ from branchwise.errors import BackendError, OutputParseError
 from branchwise.graph.resolve import normalize_name, normalize_text
 from branchwise.graph.types import ENTITY_TYPES
 from branchwise.models.base import LLM, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import parse_json_lenient
+from branchwise.text.jsonparse import parse_json_lenient
 from branchwise.types import Chunk
 
 log = logging.getLogger(__name__)

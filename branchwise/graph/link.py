@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from branchwise.graph.types import KnowledgeGraph
-from branchwise.trees.tree import Tree
+from branchwise.retrieval.tree import Tree
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import networkx as nx
 
 from branchwise.errors import IndexFormatError
-from branchwise.retrieval.atomic import atomic_write_json, atomic_write_jsonl
+from branchwise.files import atomic_write_json, atomic_write_jsonl
 
 GRAPH_SCHEMA = "branchwise.graph/1"
 ENTITY_TYPES = ("person", "organization", "location", "work", "event", "date", "concept", "other")

@@ -17,7 +17,7 @@ from branchwise.models.base import (
 from branchwise.models.batch import BatchLLM, chat_batch, continuation_logprobs_batch
 from branchwise.models.cache import CachedEmbedder, CachedLLM
 from branchwise.models.factory import EMBEDDER_SPECS, LLM_SPECS, make_embedder, make_llm
-from branchwise.models.jsonrepair import parse_json_lenient
+from branchwise.text.jsonparse import parse_json_lenient
 
 __all__ = [
     "LLM",

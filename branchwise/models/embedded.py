@@ -25,7 +25,7 @@ from typing import Callable
 
 from branchwise.config import default_cache_dir
 from branchwise.errors import BackendError
-from branchwise.retrieval.atomic import atomic_write_json
+from branchwise.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, Sequence
 
 from branchwise.errors import BackendError, InputError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import complete_json, schema_hint
+from branchwise.models.json_output import complete_json, schema_hint
 
 log = logging.getLogger(__name__)
 

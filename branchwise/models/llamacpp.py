@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from branchwise.errors import BackendError, InputError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import complete_json
+from branchwise.models.json_output import complete_json
 from branchwise.models.llamacpp_scoring import PrefixScorer, prefix_order
 
 log = logging.getLogger(__name__)

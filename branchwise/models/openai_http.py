@@ -28,7 +28,7 @@ from typing import Any, Literal, Sequence
 
 from branchwise.errors import BackendError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
-from branchwise.models.jsonrepair import complete_json, schema_hint
+from branchwise.models.json_output import complete_json, schema_hint
 from branchwise.models.openai_logprobs import score_from_top_logprobs
 from branchwise.models.retry import RetryPolicy, call_with_retries
 
@@ -317,7 +317,7 @@ class OpenAILLM:
 
     def count_tokens(self, text: str) -> int:
         """An estimate: the server's tokenizer is unknown, so cl100k_base (tiktoken, offline)."""
-        from branchwise.retrieval.tokens import get_tokenizer
+        from branchwise.text.tokens import get_tokenizer
 
         return get_tokenizer().count(text)
 

@@ -1,10 +1,11 @@
-"""Ingestion, chunking, the index directory, and flat (dense / BM25 / hybrid) retrieval.
+"""Ingestion, chunking, the index directory (its manifest, chunks, vectors, BM25 and tree), and
+flat (dense / BM25 / hybrid) retrieval. Building an index is :mod:`branchwise.indexing`.
 
-    load_documents ─▶ chunk_documents ─▶ Index (manifest.json, chunks.jsonl, chroma/, bm25/)
+    load_documents ─▶ chunk_documents ─▶ Index (manifest.json, chunks.jsonl, chroma/, bm25/, tree.json)
                                             └─ search_dense / search_bm25 / search_hybrid
 
 Names are re-exported lazily (PEP 562) so that importing a light submodule such as
-``branchwise.retrieval.atomic`` or ``.tokens`` does not pull in Chroma, bm25s or llama-index.
+``branchwise.retrieval.manifest`` does not pull in Chroma, bm25s or llama-index.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ _EXPORTS: dict[str, str] = {
     "ChunkingConfig": "chunking",
     "Chunker": "chunking",
     "chunk_documents": "chunking",
-    "Tokenizer": "tokens",
-    "get_tokenizer": "tokens",
     "Manifest": "manifest",
     "EmbedderInfo": "manifest",
     "ChunkStore": "chunkstore",
@@ -36,8 +35,8 @@ _EXPORTS: dict[str, str] = {
     "HybridConfig": "search",
     "reciprocal_rank_fusion": "search",
     "Index": "index",
-    "IndexBuildConfig": "build",
-    "build_chunk_index": "build",
+    "Tree": "tree",
+    "Node": "tree",
 }
 
 __all__ = [
@@ -54,15 +53,13 @@ __all__ = [
     "HybridConfig",
     "HybridRetriever",
     "Index",
-    "IndexBuildConfig",
     "IngestConfig",
     "Manifest",
+    "Node",
     "Retriever",
-    "Tokenizer",
+    "Tree",
     "VectorStore",
-    "build_chunk_index",
     "chunk_documents",
-    "get_tokenizer",
     "load_documents",
     "make_store",
     "reciprocal_rank_fusion",
@@ -80,7 +77,6 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from branchwise.retrieval.bm25 import BM25Config, BM25Index
-    from branchwise.retrieval.build import IndexBuildConfig, build_chunk_index
     from branchwise.retrieval.chunking import Chunker, ChunkingConfig, chunk_documents
     from branchwise.retrieval.chunkstore import ChunkStore
     from branchwise.retrieval.index import Index
@@ -95,4 +91,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         reciprocal_rank_fusion,
     )
     from branchwise.retrieval.store import ChromaConfig, ChromaStore, VectorStore, make_store
-    from branchwise.retrieval.tokens import Tokenizer, get_tokenizer
+    from branchwise.retrieval.tree import Node, Tree

@@ -3,7 +3,7 @@
 We use llama-index-core's ``SentenceSplitter`` (paragraphs first, then sentences, then
 phrases, then words; adjacent chunks overlap) with two offline guarantees:
 
-* token counts come from our bundled tiktoken (:mod:`branchwise.retrieval.tokens`), passed
+* token counts come from our bundled tiktoken (:mod:`branchwise.text.tokens`), passed
   as ``tokenizer=`` — llama-index's default tokenizer would otherwise build its own
   ``tiktoken`` encoding and set a process-global tokenizer;
 * the sentence splitter is an untrained NLTK ``PunktSentenceTokenizer`` we construct and pass
@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from branchwise.errors import InputError
-from branchwise.retrieval.tokens import DEFAULT_ENCODING, Tokenizer, get_tokenizer
+from branchwise.text.tokens import DEFAULT_ENCODING, Tokenizer, get_tokenizer
 from branchwise.types import Chunk, Document
 
 log = logging.getLogger(__name__)

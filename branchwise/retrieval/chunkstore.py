@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from branchwise.errors import IndexFormatError
-from branchwise.retrieval.atomic import atomic_write_jsonl
+from branchwise.files import atomic_write_jsonl
 from branchwise.types import Chunk
 
 CHUNKS_FILE = "chunks.jsonl"

@@ -2,7 +2,7 @@
 ``docs/architecture.md`` for the layout and the contract).
 
 An :class:`Index` is created empty by :meth:`Index.create` and filled by the build stages
-(:func:`branchwise.retrieval.build.build_chunk_index` for chunks, vectors and BM25; the tree
+(:func:`branchwise.indexing.chunk_stage.build_chunk_index` for chunks, vectors and BM25; the tree
 and graph builders through :meth:`save_tree` and ``graph_dir``). :meth:`Index.open` reopens
 it, refusing an embedder other than the one that built it: vectors from two models are not
 comparable, and a silent mismatch would return confident nonsense.
@@ -29,7 +29,7 @@ from branchwise.retrieval.chunkstore import CHUNKS_FILE, ChunkStore
 from branchwise.retrieval.manifest import MANIFEST_FILE, EmbedderInfo, Manifest, StageState, corpus_fingerprint
 from branchwise.retrieval.search import BM25Retriever, DenseRetriever, HybridConfig, HybridRetriever, Retriever
 from branchwise.retrieval.store import VectorStore, make_store
-from branchwise.trees.tree import Tree
+from branchwise.retrieval.tree import Tree
 from branchwise.types import Chunk, ScoredChunk
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ class Index:
     def remove_chunks(self, chunk_ids: Iterable[str]) -> list[str]:
         """Delete these chunks (vectors, ``chunks.jsonl``, BM25); returns the ids that were present.
 
-        The tree is not edited here: see :func:`branchwise.pipeline.delete_documents`.
+        The tree is not edited here: see :func:`branchwise.indexing.pipeline.delete_documents`.
         """
         ids = [i for i in dict.fromkeys(chunk_ids) if i in self.chunks]
         if ids:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from branchwise.errors import IndexFormatError
-from branchwise.retrieval.atomic import atomic_write_json
+from branchwise.files import atomic_write_json
 
 INDEX_SCHEMA = "branchwise.index/1"
 MANIFEST_FILE = "manifest.json"

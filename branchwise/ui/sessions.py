@@ -203,10 +203,10 @@ class Workspace:
     def build(self, source: Path, name: str, *, embedder: Embedder, embedder_spec: str, llm: LLM | None,
               summaries: str, progress: bool = True) -> str:
         """Build an index of ``source`` (an upload batch) as ``indexes/<name>``; returns its name."""
-        from branchwise.pipeline import IndexConfig, build_index
-        from branchwise.retrieval.build import IndexBuildConfig
-        from branchwise.trees.build import TreeConfig
-        from branchwise.trees.summarize import SummaryConfig
+        from branchwise.indexing.pipeline import IndexConfig, build_index
+        from branchwise.indexing.chunk_stage import IndexBuildConfig
+        from branchwise.indexing.tree_build import TreeConfig
+        from branchwise.indexing.summarize import SummaryConfig
 
         if not _inside(source, self.root / UPLOADS_DIR):
             raise InputError("indexes are built only from files uploaded to this app.", fix="upload the files first.")

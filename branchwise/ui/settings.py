@@ -78,8 +78,8 @@ class ChatSettings:
     def agent_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`branchwise.facade.build_agent` (without index and LLM)."""
         from branchwise.agents.config import AgentConfig
-        from branchwise.generation.compress import CompressionConfig
-        from branchwise.trees.navigator import NavigatorConfig
+        from branchwise.compression.base import CompressionConfig
+        from branchwise.navigation.navigator import NavigatorConfig
 
         return {
             "config": AgentConfig(max_rounds=self.rounds, context_budget_tokens=self.budget_tokens),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any, Sequence
 
-from branchwise.trees.tree import Tree
+from branchwise.retrieval.tree import Tree
 from branchwise.ui.trace_view import navigations
 
 STEP_HEADERS = ["iter", "expanded → scored node", "raw", "calibrated", "path", "reasoning"]

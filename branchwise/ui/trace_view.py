@@ -29,9 +29,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from branchwise.cli.render import expanded_nodes, node_scores
-from branchwise.trees.trace import TraversalTrace
-from branchwise.trees.tree import Tree
+from branchwise.agents.trace import expanded_nodes, node_scores
+from branchwise.navigation.trace import TraversalTrace
+from branchwise.retrieval.tree import Tree
 
 _CMAP = "viridis"
 _UNSCORED = "#d9d9d9"

@@ -15,7 +15,7 @@ import numpy as np
 
 from branchwise.models.base import Embedder
 from branchwise.retrieval.index import Index
-from branchwise.trees.tree import Node, Tree
+from branchwise.retrieval.tree import Node, Tree
 from branchwise.types import Chunk
 
 

@@ -17,7 +17,7 @@ from branchwise.agents.nodes_reason import feedback, gap_query, parse_plan, plan
 from branchwise.agents.nodes_retrieve import distill, graph_retrieve, retrieve_index, retrieve_tree
 from branchwise.agents.state import AgentState, EvidenceRecord, merge_evidence
 from branchwise.errors import InputError
-from branchwise.generation.compress import CompressedContext, count_tokens
+from branchwise.compression.base import CompressedContext, count_tokens
 from branchwise.types import Evidence, ScoredChunk, Usage
 
 

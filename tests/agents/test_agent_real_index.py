@@ -11,10 +11,10 @@ from agent_doubles import cite_source_with, plan_reply, routed
 from branchwise.agents import Agent, AgentConfig
 from branchwise.agents.tree_search import NavigatorSearch
 from branchwise.errors import InputError
-from branchwise.generation.compress import CompressionConfig, make_compressor
+from branchwise.compression.base import CompressionConfig, make_compressor
 from branchwise.retrieval.index import Index
 from branchwise.testing import HashingEmbedder
-from branchwise.trees.navigator import NavigatorConfig
+from branchwise.navigation.navigator import NavigatorConfig
 from branchwise.types import Chunk
 
 QUESTION = "Where was Bram Stoker born?"

@@ -21,7 +21,7 @@ from branchwise.agents.deps import AgentDeps, GraphEnv
 from branchwise.agents.nodes_reason import feedback
 from branchwise.agents.state import EvidenceRecord
 from branchwise.agents.tree_search import NavigatorSearch
-from branchwise.trees.navigator import NavigatorConfig
+from branchwise.navigation.navigator import NavigatorConfig
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ round, not as one sequence that repeats itself."""
 from __future__ import annotations
 
 from branchwise.agents.trace import AgentTrace
-from branchwise.cli.render import expanded_by_round, expanded_nodes, render_expanded, render_tree_paths
-from branchwise.trees.trace import TraversalStep, TraversalTrace
-from branchwise.trees.tree import Node, Tree
+from branchwise.agents.trace import expanded_by_round, expanded_nodes
+from branchwise.cli.render import render_expanded, render_tree_paths
+from branchwise.navigation.trace import TraversalStep, TraversalTrace
+from branchwise.retrieval.tree import Node, Tree
 from branchwise.types import Answer, Citation
 
 

@@ -15,13 +15,13 @@ import branchwise.models.factory as factory
 from branchwise.cli.main import main
 from branchwise.errors import IndexFormatError, InputError
 from branchwise.graph.types import KnowledgeGraph
-from branchwise.incremental import add_documents, delete_documents
-from branchwise.pipeline import IndexConfig, build_index
-from branchwise.retrieval.build import IndexBuildConfig
+from branchwise.indexing.incremental import add_documents, delete_documents
+from branchwise.indexing.pipeline import IndexConfig, build_index
+from branchwise.indexing.chunk_stage import IndexBuildConfig
 from branchwise.retrieval.index import CHUNKS, ENTITIES, NODES, Index
 from branchwise.testing import HashingEmbedder, ScriptedLLM, json_reply
-from branchwise.trees.build import TreeConfig
-from branchwise.trees.summarize import SummaryConfig
+from branchwise.indexing.tree_build import TreeConfig
+from branchwise.indexing.summarize import SummaryConfig
 
 M = 4
 TOPICS = {

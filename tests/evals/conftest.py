@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from branchwise.testing import HashingEmbedder
-from branchwise.trees.tree import Node, Tree
+from branchwise.retrieval.tree import Node, Tree
 
 DOCS = {
     "volcano": "Mount Etna is an active volcano on the east coast of Sicily.",
@@ -24,7 +24,7 @@ def tree_docs() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def tree_index(tmp_path_factory: pytest.TempPathFactory):
     """Four one-chunk documents under two topic nodes: n0 -> (n1: volcano, lava), (n2: bread, oven)."""
-    from branchwise.retrieval.build import IndexBuildConfig, build_chunk_index
+    from branchwise.indexing.chunk_stage import IndexBuildConfig, build_chunk_index
 
     root = tmp_path_factory.mktemp("eval-index")
     corpus = root / "corpus.jsonl"

@@ -41,7 +41,7 @@ def test_agent_variants_answer_with_citations_and_usage(tree_index, tmp_path: Pa
 
 
 def test_agent_variants_set_the_generator_budget(tree_index, tmp_path: Path) -> None:
-    from branchwise.generation.compress import CompressionConfig
+    from branchwise.compression.base import CompressionConfig
 
     ctx = SystemContext(tree_index, lambda: ScriptedLLM(), tmp_path / "c.sqlite")
     systems = {s.name: s for s in build_systems(["agent", "agent_tight", "agent_nocompress"], ctx)}

@@ -11,7 +11,7 @@ from branchwise.errors import BackendError, OutputParseError
 from branchwise.graph.extract import (ChunkExtraction, ExtractionConfig, ExtractionFailure, GraphExtractor,
                                       estimate_extraction_cost, extraction_schema, parse_extraction)
 from branchwise.models.base import GenParams, StructuredCompletion
-from branchwise.models.jsonrepair import parse_json_lenient
+from branchwise.text.jsonparse import parse_json_lenient
 from branchwise.testing import ScriptedLLM
 from branchwise.types import Chunk
 

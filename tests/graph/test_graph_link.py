@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from branchwise.graph.link import TreeGraphLink
-from branchwise.trees.tree import Node, Tree
+from branchwise.retrieval.tree import Node, Tree
 
 
 @pytest.fixture()

@@ -131,12 +131,12 @@ def traced_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any) -
 
     from branchwise.agents.config import AgentConfig
     from branchwise.facade import build_agent
-    from branchwise.pipeline import IndexConfig, build_index
-    from branchwise.retrieval.build import IndexBuildConfig
+    from branchwise.indexing.pipeline import IndexConfig, build_index
+    from branchwise.indexing.chunk_stage import IndexBuildConfig
     from branchwise.testing import ScriptedLLM
-    from branchwise.trees.build import TreeConfig
-    from branchwise.trees.navigator import NavigatorConfig
-    from branchwise.trees.summarize import SummaryConfig
+    from branchwise.indexing.tree_build import TreeConfig
+    from branchwise.navigation.navigator import NavigatorConfig
+    from branchwise.indexing.summarize import SummaryConfig
 
     root = tmp_path_factory.mktemp("nb-trace")
     config = IndexConfig(chunk=IndexBuildConfig(embedder_spec="default"), graph="off",

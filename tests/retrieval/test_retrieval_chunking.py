@@ -10,7 +10,7 @@ import pytest
 
 from branchwise.errors import InputError
 from branchwise.retrieval.chunking import Chunker, ChunkingConfig, chunk_documents, document_digest
-from branchwise.retrieval.tokens import get_tokenizer
+from branchwise.text.tokens import get_tokenizer
 from branchwise.types import Document
 
 

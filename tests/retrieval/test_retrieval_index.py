@@ -10,7 +10,7 @@ import pytest
 from branchwise.errors import IndexFormatError, InputError
 from branchwise.retrieval.index import Index
 from branchwise.testing import HashingEmbedder
-from branchwise.trees.tree import Node, Tree
+from branchwise.retrieval.tree import Node, Tree
 from branchwise.types import Chunk
 
 

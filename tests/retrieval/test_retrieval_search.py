@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from branchwise.errors import InputError
-from branchwise.retrieval.build import IndexBuildConfig, build_chunk_index
+from branchwise.indexing.chunk_stage import IndexBuildConfig, build_chunk_index
 from branchwise.retrieval.search import HybridConfig, HybridRetriever, Retriever, reciprocal_rank_fusion
 from branchwise.types import ScoredChunk
 

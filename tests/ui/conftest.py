@@ -84,10 +84,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def demo_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any) -> Path:
     """The demo corpus indexed with the real embedder and an extractive-summary tree."""
-    from branchwise.pipeline import IndexConfig, build_index
-    from branchwise.retrieval.build import IndexBuildConfig
-    from branchwise.trees.build import TreeConfig
-    from branchwise.trees.summarize import SummaryConfig
+    from branchwise.indexing.pipeline import IndexConfig, build_index
+    from branchwise.indexing.chunk_stage import IndexBuildConfig
+    from branchwise.indexing.tree_build import TreeConfig
+    from branchwise.indexing.summarize import SummaryConfig
 
     out = tmp_path_factory.mktemp("ui") / "demo-index"
     config = IndexConfig(chunk=IndexBuildConfig(embedder_spec="default"), graph="off",

@@ -324,7 +324,7 @@ def _all_chunk_ids(index_dir: Path) -> list[str]:
 
 
 def _tree(index_dir: Path) -> Any:
-    from branchwise.trees.tree import Tree
+    from branchwise.retrieval.tree import Tree
 
     return Tree.load(index_dir / "tree.json")
 
@@ -344,8 +344,8 @@ def _path_to_root(index_dir: Path, chunk_id: str) -> list[str]:
 def _toy() -> tuple[Any, Any]:
     """Root r → a (l0, l1), b (l2, l3); two navigations with hand-set path scores."""
     from branchwise.agents.trace import AgentTrace
-    from branchwise.trees.trace import TraversalStep, TraversalTrace
-    from branchwise.trees.tree import Node, Tree
+    from branchwise.navigation.trace import TraversalStep, TraversalTrace
+    from branchwise.retrieval.tree import Node, Tree
 
     nodes = {"r": Node("r", 2, children=["a", "b"], summary="all"),
              "a": Node("a", 1, parent="r", children=["l0", "l1"], summary="first"),

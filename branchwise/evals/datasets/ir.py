@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from branchwise.errors import InputError
-from branchwise.evals.datasets.records import field, iter_records, require_file
+from branchwise.files import field, iter_records, require_file
 from branchwise.evals.datasets.types import EvalDataset, EvalQuestion
 from branchwise.types import Document
 

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from branchwise.errors import InputError
-from branchwise.evals.datasets.records import field, iter_records
+from branchwise.files import field, iter_records
 from branchwise.evals.datasets.types import CorpusBuilder, EvalDataset, EvalQuestion
 
 _OPTION = re.compile(r"\n\s*\(([A-Z])\)\s*")

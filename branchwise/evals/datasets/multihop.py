@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from branchwise.errors import InputError
-from branchwise.evals.datasets.records import field, iter_records
+from branchwise.files import field, iter_records
 from branchwise.evals.datasets.types import CorpusBuilder, EvalDataset, EvalQuestion, SupportingFact
 
 logger = logging.getLogger(__name__)
