@@ -6,27 +6,32 @@ Public surface: :class:`Agent` (``ask`` / ``stream`` / ``resume``), :class:`Agen
 :class:`AgentTrace`.
 """
 
-from branchwise.agents.agent import Agent, answer_from_state
-from branchwise.agents.config import AgentConfig
-from branchwise.agents.deps import AgentDeps, GraphEnv, TreeSearchResult
-from branchwise.agents.events import AgentEvent
-from branchwise.agents.graph import agent_builder, build_graph, make_graph
-from branchwise.agents.state import AgentState
-from branchwise.agents.trace import AgentTrace
-from branchwise.agents.tree_search import NavigatorSearch
+from __future__ import annotations
 
-__all__ = [
-    "Agent",
-    "AgentConfig",
-    "AgentDeps",
-    "AgentEvent",
-    "AgentState",
-    "AgentTrace",
-    "GraphEnv",
-    "NavigatorSearch",
-    "TreeSearchResult",
-    "agent_builder",
-    "answer_from_state",
-    "build_graph",
-    "make_graph",
-]
+import importlib
+from typing import Any
+
+# Lazy (PEP 562): ``branchwise.agents.config`` must stay importable without LangGraph.
+_EXPORTS: dict[str, str] = {
+    "Agent": "agent",
+    "answer_from_state": "agent",
+    "AgentConfig": "config",
+    "AgentDeps": "deps",
+    "GraphEnv": "deps",
+    "TreeSearchResult": "deps",
+    "AgentEvent": "events",
+    "agent_builder": "graph",
+    "build_graph": "graph",
+    "AgentState": "state",
+    "AgentTrace": "trace",
+    "NavigatorSearch": "tree_search",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

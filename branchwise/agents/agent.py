@@ -70,6 +70,12 @@ class Agent:
         compressor: a context compressor (``generation.compress.make_compressor(...)``).
         checkpoint_path: SQLite file for LangGraph checkpoints (None: no checkpoints,
             :meth:`resume` unavailable).
+        provenance: what assembled this agent, recorded in every trace (see
+            :class:`~branchwise.agents.deps.AgentDeps`).
+
+    Assemble it from settings with :func:`branchwise.assembly.root.build_agent` (what
+    ``bw.ask``, the CLI, the servers and the evaluations do), or from parts with this
+    constructor / :meth:`from_deps`.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class Agent:
         graph_search: GraphSearch | None = None,
         compressor: Compressor | None = None,
         checkpoint_path: str | Path | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         if config.retrieval in ("tree", "tree+hybrid") and tree_search is None:
             raise InputError(
@@ -90,7 +97,8 @@ class Agent:
             )
         self.config = config
         self.deps = AgentDeps(
-            index=index, llm=llm, tree_search=tree_search, graph_search=graph_search, compressor=compressor
+            index=index, llm=llm, tree_search=tree_search, graph_search=graph_search, compressor=compressor,
+            provenance=dict(provenance or {}),
         )
         self._conn: sqlite3.Connection | None = None
         checkpointer = None
@@ -100,6 +108,13 @@ class Agent:
             checkpointer = SqliteSaver(self._conn)
         self.graph = build_graph(config, checkpointer)
         self.last_thread_id: str | None = None
+
+    @classmethod
+    def from_deps(cls, deps: AgentDeps, config: AgentConfig = AgentConfig(), *,
+                  checkpoint_path: str | Path | None = None) -> "Agent":
+        """An agent over ready :class:`AgentDeps` (what the composition root assembles)."""
+        return cls(deps.index, deps.llm, config, tree_search=deps.tree_search, graph_search=deps.graph_search,
+                   compressor=deps.compressor, checkpoint_path=checkpoint_path, provenance=deps.provenance)
 
     # -- running --------------------------------------------------------------------------
     def _run_config(self, thread_id: str) -> RunnableConfig:
@@ -167,20 +182,3 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def deps_from_settings(index_dir: Path) -> AgentDeps:
-    """Open an index directory with the models of :class:`branchwise.config.Settings` (env).
-
-    Used by the ``langgraph dev`` factory (:func:`branchwise.agents.graph.make_graph`).
-    """
-    from branchwise.agents.tree_search import NavigatorSearch
-    from branchwise.config import Settings
-    from branchwise.models.factory import make_llm
-    from branchwise.retrieval.index import Index
-
-    settings = Settings.from_env()
-    index = Index.open(index_dir)
-    llm = make_llm(settings.llm)
-    tree_search = NavigatorSearch.embedding(index) if index.tree is not None else None
-    return AgentDeps(index=index, llm=llm, tree_search=tree_search)

@@ -16,7 +16,17 @@ from branchwise.errors import InputError
 if TYPE_CHECKING:
     from branchwise.agents.state import UsageRecord
 
-RetrievalRoute = Literal["auto", "tree", "hybrid", "dense", "bm25", "tree+hybrid"]
+#: the tree routes of the agent; the flat ones are the names of
+#: :data:`branchwise.retrieval.registry.RETRIEVERS` ("hybrid", "dense", "bm25", ...)
+TREE_ROUTES: tuple[str, ...] = ("auto", "tree", "tree+hybrid")
+RetrievalRoute = str
+
+
+def retrieval_routes() -> tuple[str, ...]:
+    """Every value ``AgentConfig.retrieval`` accepts (``--retrieval`` choices)."""
+    from branchwise.retrieval.registry import RETRIEVERS
+
+    return (*TREE_ROUTES, *RETRIEVERS.names())
 GraphPolicy = Literal["auto", "always", "never"]
 FeedbackMode = Literal["logprob", "json", "none"]
 DistillMode = Literal["llm", "sentences", "none"]
@@ -89,7 +99,7 @@ class AgentConfig:
     feedback: FeedbackMode = "logprob"
     sufficiency_threshold: float = 0.5
     gap_query: GapQueryMode = "template"
-    context_budget_tokens: int = 1_200
+    context_budget_tokens: int = 384
     answer_max_tokens: int = 200
     answer_style: Literal["sentence", "short"] = "sentence"
     snippet_chars: int = 400
@@ -110,6 +120,8 @@ class AgentConfig:
             "snippet_chars": self.snippet_chars >= 20,
         }
         bad = [name for name, ok in checks.items() if not ok]
+        if self.retrieval not in retrieval_routes():
+            bad.append(f"retrieval (one of {', '.join(retrieval_routes())})")
         if bad:
             raise InputError(
                 f"AgentConfig has out-of-range values: {', '.join(bad)}.",

@@ -83,6 +83,8 @@ class AgentDeps:
         graph_search: graph retrieval; None disables the graph route.
         compressor: context compressor; None passes the pool through, truncated to the
             token budget.
+        provenance: what assembled these deps (index path, model specs, settings; no
+            credentials), recorded in every run's trace. The composition root fills it.
     """
 
     index: ChunkIndex
@@ -90,13 +92,14 @@ class AgentDeps:
     tree_search: TreeSearch | None = None
     graph_search: GraphSearch | None = None
     compressor: Compressor | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         """An opaque schema for LangGraph's context introspection (``get_context_jsonschema``).
 
         The deps are live objects, never JSON, so a server cannot set them per run; it
-        gets them from the graph factory (:func:`branchwise.agents.graph.make_graph`).
+        gets them from the graph factory (:func:`branchwise.server.langgraph_app.make_graph`).
         """
         from pydantic_core import core_schema
 

@@ -39,18 +39,16 @@ Extending it — two LangGraph-native ways:
 
 ``agent_builder`` returns the builder before compilation (add interrupts, inspect it);
 :func:`build_graph` is ``agent_builder(...).compile(...)``. ``langgraph.json`` registers
-:func:`make_graph` for ``langgraph dev``.
+:func:`branchwise.server.langgraph_app.make_graph` (which assembles the deps through the
+composition root) for ``langgraph dev``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
-from pathlib import Path
 from typing import Any, Callable, Mapping, get_args
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -145,28 +143,3 @@ def build_graph(
     """
     builder = agent_builder(config, deps=deps, overrides=overrides)
     return builder.compile(checkpointer=checkpointer, name="branchwise-agent")
-
-
-def make_graph(config: RunnableConfig) -> CompiledStateGraph[AgentState, AgentDeps, AgentInput, AgentState]:
-    """Graph factory for ``langgraph dev`` / LangGraph Server (registered in ``langgraph.json``).
-
-    The index directory comes from ``configurable.index_dir`` or ``BRANCHWISE_INDEX``; the
-    models from ``BRANCHWISE_LLM`` / ``BRANCHWISE_EMBEDDER`` (see :mod:`branchwise.config`).
-    Nothing is loaded until a run needs it, so schema and graph introspection stay cheap.
-    """
-    configurable = config.get("configurable") or {}
-    index_dir = configurable.get("index_dir") or os.environ.get("BRANCHWISE_INDEX")
-    if not index_dir:
-        raise InputError(
-            "the branchwise graph factory needs an index directory.",
-            fix="set BRANCHWISE_INDEX=/path/to/index (build one with `branchwise index`), "
-            "or pass configurable.index_dir.",
-        )
-
-    @functools.cache
-    def provider() -> AgentDeps:
-        from branchwise.agents.agent import deps_from_settings
-
-        return deps_from_settings(Path(index_dir))
-
-    return build_graph(AgentConfig(), deps=provider)

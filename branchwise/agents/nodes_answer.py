@@ -28,7 +28,7 @@ from branchwise.agents.state import (
     evidence_to_record,
     ranked_pool,
 )
-from branchwise.agents.structured import usage_of, usage_record
+from branchwise.agents.structured import call_record, usage_of, usage_record
 from branchwise.generation.answer import AnswerConfig, AnswerWriter
 from branchwise.compression.base import count_tokens, truncate_tokens
 
@@ -107,4 +107,5 @@ def generate(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         "inferred_citations": written.inferred_citations,
     }
     usage = usage_of(written.completion) if written.completion is not None else {}
-    return {"answer": answer, "usage": usage}
+    calls = [call_record("generate", "answer", written.messages, usage)] if written.completion is not None else []
+    return {"answer": answer, "usage": usage, "calls": calls}

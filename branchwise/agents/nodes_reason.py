@@ -11,6 +11,7 @@ returning a partial state update; ``env`` (config and default deps) is bound by
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -21,6 +22,7 @@ from branchwise.agents.deps import AgentDeps, GraphEnv
 from branchwise.agents.events import emit
 from branchwise.agents.lexical import describe_triple, is_relational, unresolved_triples
 from branchwise.agents.state import (
+    CallRecord,
     AgentState,
     FeedbackRecord,
     NoteRecord,
@@ -29,7 +31,7 @@ from branchwise.agents.state import (
     UsageRecord,
     ranked_pool,
 )
-from branchwise.agents.structured import call_json, prompt_usage
+from branchwise.agents.structured import call_json, call_record, prompt_usage
 from branchwise.navigation.scorers import p_yes
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[
     subs: list[str] = []
     usage: UsageRecord = {}
     notes: list[NoteRecord] = []
+    calls: list[CallRecord] = []
     if cfg.plan:
         emit(runtime, "progress", "plan", "planning: extracting triples and sub-questions")
         outcome = call_json(
@@ -93,6 +96,7 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[
             max_tokens=256,
         )
         usage = outcome.usage
+        calls.append(outcome.call("plan"))
         if outcome.value is not None:
             triples, subs = outcome.value
         if (note := outcome.note("plan", "searching the question itself")) is not None:
@@ -113,6 +117,8 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[
         "rounds": Overwrite([]),
         "usage": Overwrite(usage),
         "notes": Overwrite(notes),
+        "calls": Overwrite(calls),
+        "run": {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **deps.provenance},
     }
 
 
@@ -141,6 +147,7 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
     unresolved = unresolved_triples(state.get("triples", []), pool)
     usage: UsageRecord = {}
     notes: list[NoteRecord] = []
+    calls: list[CallRecord] = []
     record: FeedbackRecord = {
         "round": rnd,
         "mode": cfg.feedback,
@@ -165,6 +172,7 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
             messages = prompts.feedback_yes_no_messages(state["question"], shown, cfg.snippet_chars)
             prob = p_yes(*deps.llm.continuation_logprobs(messages, ["Yes", "No"]))
             usage = prompt_usage(deps.llm, messages)
+            calls.append(call_record("feedback", "logprob", messages, usage))
             record["p_yes"], record["sufficient"] = prob, prob >= cfg.sufficiency_threshold
         else:
             messages = prompts.feedback_json_messages(state["question"], shown, cfg.snippet_chars)
@@ -172,6 +180,7 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
                 deps.llm, messages, prompts.FEEDBACK_SCHEMA, parse_feedback, retries=cfg.json_retries, max_tokens=64
             )
             usage = outcome.usage
+            calls.append(outcome.call("feedback"))
             if outcome.value is not None:
                 record["sufficient"], record["missing"] = outcome.value
             else:
@@ -190,7 +199,8 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         "stop_reason": stop,
     }
     log.info("round %d: pool %d, decision %s (%s)", rnd, len(pool), decision, stop or "gap")
-    return {"feedback": record, "rounds": [round_record], "stop_reason": stop, "usage": usage, "notes": notes}
+    return {"feedback": record, "rounds": [round_record], "stop_reason": stop, "usage": usage, "notes": notes,
+            "calls": calls}
 
 
 def parse_gap(value: Any) -> str:
@@ -213,6 +223,7 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
     unresolved, missing = fb["unresolved"], fb["missing"]
     usage: UsageRecord = {}
     notes: list[NoteRecord] = []
+    calls: list[CallRecord] = []
     candidates: list[str] = []
     if cfg.gap_query == "llm" and not cfg.budget_spent(state.get("usage", {})):
         emit(runtime, "progress", "gap_query", "writing a query for the missing evidence")
@@ -222,6 +233,7 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
         )
         outcome = call_json(deps.llm, messages, prompts.GAP_SCHEMA, parse_gap, retries=cfg.json_retries, max_tokens=48)
         usage = outcome.usage
+        calls.append(outcome.call("gap_query"))
         if outcome.value is not None:
             candidates.append(outcome.value)
         if (note := outcome.note("gap_query", "template gap query")) is not None:
@@ -243,4 +255,5 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
         "queries_issued": fresh,
         "usage": usage,
         "notes": notes,
+        "calls": calls,
     }

@@ -19,6 +19,7 @@ from branchwise.agents.deps import AgentDeps, GraphEnv, chunk_texts
 from branchwise.agents.events import emit
 from branchwise.agents.lexical import top_sentences
 from branchwise.agents.state import (
+    CallRecord,
     AgentState,
     EvidenceRecord,
     NoteRecord,
@@ -27,6 +28,7 @@ from branchwise.agents.state import (
     evidence_to_record,
 )
 from branchwise.agents.structured import call_json, sum_usage, usage_record
+from branchwise.retrieval.registry import RETRIEVERS
 from branchwise.types import ScoredChunk
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,8 @@ def _retrieval(rnd: int, source: str, query: str, recs: dict[str, EvidenceRecord
 def retrieve_index(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
     """Flat retrieval from the index: hybrid (BM25 + dense, RRF), dense or BM25 per config."""
     deps, cfg = env.deps(runtime.context), env.config
-    mode = cfg.retrieval if cfg.retrieval in ("dense", "bm25") else "hybrid"
-    search = {"dense": deps.index.search_dense, "bm25": deps.index.search_bm25}.get(mode, deps.index.search_hybrid)
+    mode = cfg.retrieval if cfg.retrieval in RETRIEVERS else "hybrid"  # a tree route falls back to hybrid
+    search = RETRIEVERS.create(mode, deps.index)
     rnd = state.get("round", 0)
     evidence: dict[str, EvidenceRecord] = {}
     retrievals: list[RetrievalRecord] = []
@@ -162,6 +164,7 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
     facts: dict[str, list[str]] = {}
     usage: UsageRecord = {}
     notes: list[NoteRecord] = []
+    calls: list[CallRecord] = []
     if cfg.distill == "llm":
         for start in range(0, len(new), cfg.distill_batch):
             if cfg.budget_spent(sum_usage(state.get("usage", {}), usage)):
@@ -178,6 +181,7 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
                 max_tokens=64 * len(batch),
             )
             usage = sum_usage(usage, outcome.usage)
+            calls.append(outcome.call("distill"))
             for i, rec in enumerate(batch, 1):
                 got = (outcome.value or {}).get(i)
                 if got:
@@ -188,4 +192,4 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
         if rec["chunk_id"] not in facts:
             facts[rec["chunk_id"]] = top_sentences(question, rec["text"], cfg.facts_per_item)
     update = {cid: {**pool[cid], "facts": fs} for cid, fs in facts.items()}
-    return {"evidence": update, "usage": usage, "notes": notes}
+    return {"evidence": update, "usage": usage, "notes": notes, "calls": calls}

@@ -176,6 +176,21 @@ def add_usage(left: UsageRecord | None, right: UsageRecord | None) -> UsageRecor
     }
 
 
+class CallRecord(TypedDict, total=False):
+    """One LLM call of an agent node (navigation and compression record theirs in their own traces).
+
+    ``prompt_hash`` identifies the rendered prompt (16 hex digits of its sha256), so two runs
+    can be compared call by call without storing every prompt.
+    """
+
+    node: str
+    kind: str  # "json" | "logprob" | "answer"
+    prompt_hash: str
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+
+
 class AgentInput(TypedDict):
     """What a run takes: the question."""
 
@@ -206,6 +221,9 @@ class AgentState(TypedDict, total=False):
         context: the (compressed) evidence given to the generator, in prompt order.
         compression: what the compress node did.
         answer: the final answer.
+        calls: the agent nodes' LLM calls, in order (prompt hashes and tokens).
+        run: what produced this run: when, over which index, with which models and settings
+            (credentials redacted); set by the first node from the assembly's provenance.
     """
 
     question: str
@@ -226,6 +244,8 @@ class AgentState(TypedDict, total=False):
     context: list[EvidenceRecord]
     compression: CompressionRecord
     answer: AnswerRecord
+    calls: Annotated[list[CallRecord], operator.add]
+    run: dict[str, Any]
 
 
 def evidence_to_record(ev: Evidence) -> EvidenceRecord:

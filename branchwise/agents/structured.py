@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
-from branchwise.agents.state import NoteRecord, UsageRecord, add_usage
+from branchwise.agents.state import CallRecord, NoteRecord, UsageRecord, add_usage
 from branchwise.errors import OutputParseError
-from branchwise.models.base import LLM, Completion, GenParams, Message
+from branchwise.models.base import LLM, Completion, GenParams, Message, prompt_hash
 from branchwise.types import Usage
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,12 @@ def prompt_usage(llm: LLM, messages: Sequence[Message]) -> UsageRecord:
     return {"llm_calls": 1, "prompt_tokens": sum(llm.count_tokens(m.content) for m in messages)}
 
 
+def call_record(node: str, kind: str, messages: Sequence[Message], usage: UsageRecord, attempts: int = 1) -> CallRecord:
+    """The trace record of one node's LLM call(s) on ``messages``."""
+    return {"node": node, "kind": kind, "prompt_hash": prompt_hash(messages), "attempts": attempts,
+            "prompt_tokens": int(usage.get("prompt_tokens", 0)), "completion_tokens": int(usage.get("completion_tokens", 0))}
+
+
 def sum_usage(*records: UsageRecord) -> UsageRecord:
     """Field-wise sum of usage records."""
     total: UsageRecord = {}
@@ -69,6 +75,7 @@ class JsonOutcome(Generic[T]):
         attempts: how many calls were made.
         repaired: the accepted output needed lenient repair.
         errors: why each failed attempt failed.
+        messages: the prompt (for the trace's call record).
     """
 
     value: T | None
@@ -76,6 +83,11 @@ class JsonOutcome(Generic[T]):
     attempts: int
     repaired: bool
     errors: list[str]
+    messages: Sequence[Message] = ()
+
+    def call(self, node: str) -> CallRecord:
+        """The trace record of this call."""
+        return call_record(node, "json", self.messages, self.usage, self.attempts)
 
     def note(self, node: str, fallback: str) -> NoteRecord | None:
         """A note for the trace when the call failed or needed repair (None otherwise)."""
@@ -119,6 +131,6 @@ def call_json(
             errors.append(f"wrong shape: {e}")
             log.debug("attempt %d: JSON of the wrong shape from %s: %s", attempt, llm.name, e)
             continue
-        return JsonOutcome(value, usage, attempt, out.repaired, errors)
+        return JsonOutcome(value, usage, attempt, out.repaired, errors, messages)
     log.info("structured output failed after %d attempts: %s", retries + 1, "; ".join(errors))
-    return JsonOutcome(None, usage, retries + 1, False, errors)
+    return JsonOutcome(None, usage, retries + 1, False, errors, messages)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from branchwise.agents.state import (
+    CallRecord,
     AnswerRecord,
     CompressionRecord,
     NoteRecord,
@@ -57,6 +58,9 @@ class AgentTrace:
         notes: fallbacks and anomalies (malformed outputs, skipped routes, budget stops).
         usage: LLM calls and tokens of the whole query (navigation included).
         answer: the final answer record (None if the run did not finish).
+        calls: the agent nodes' LLM calls (node, kind, prompt hash, tokens), in order.
+        run: what produced the run: ``created_at`` (UTC), ``index``, ``llm``, ``embedder``
+            and the ``settings`` (credentials redacted).
     """
 
     question: str
@@ -74,6 +78,8 @@ class AgentTrace:
     notes: list[NoteRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     answer: AnswerRecord | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_state(
@@ -99,6 +105,8 @@ class AgentTrace:
             notes=list(state.get("notes", [])),
             usage=usage_from_record(state.get("usage", {})),
             answer=state.get("answer"),
+            calls=list(state.get("calls", [])),
+            run=dict(state.get("run", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +127,8 @@ class AgentTrace:
             "notes": self.notes,
             "usage": dataclasses.asdict(self.usage),
             "answer": self.answer,
+            "calls": self.calls,
+            "run": self.run,
         }
 
     @classmethod
@@ -144,6 +154,8 @@ class AgentTrace:
             notes=list(d.get("notes", [])),
             usage=usage_from_record(d.get("usage", {})),
             answer=d.get("answer"),
+            calls=list(d.get("calls", [])),
+            run=dict(d.get("run", {})),
         )
 
     def save(self, path: Path) -> None:

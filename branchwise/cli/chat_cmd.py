@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_chat(args: argparse.Namespace) -> int:
     from branchwise.errors import InputError
     from branchwise.offline import apply_offline_defaults
-    from branchwise.ui.settings import ChatSettings, ServerConfig, is_loopback, parse_auth
+    from branchwise.ui.settings import ServerConfig, is_loopback, parse_auth
 
     apply_offline_defaults()  # GRADIO_ANALYTICS_ENABLED=False etc., before gradio is imported
     workdir = Path(args.workdir).resolve()
@@ -54,8 +54,7 @@ def run_chat(args: argparse.Namespace) -> int:
 
     if config.share:
         check_share_possible()  # fail before loading anything
-    app = make_app(args.dir, workdir=workdir, config=config,
-                   defaults=ChatSettings(llm=settings.llm, embedder=settings.embedder))
+    app = make_app(args.dir, workdir=workdir, config=config, settings=settings)
     url = launch_app(app, config)
     print(f"branchwise chat: {url}  (work directory {workdir}; Ctrl+C stops it)", flush=True)
     app.block_thread()

@@ -80,10 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _llm(spec: str | None) -> LLM:
-    from branchwise.config import Settings
-    from branchwise.models.factory import make_llm
+    from branchwise.assembly.root import load_llm
+    from branchwise.assembly.settings import Settings
 
-    return make_llm(spec or Settings.from_env().llm)
+    return load_llm(Settings.from_env(llm=spec))
 
 
 def run_train_compressor(args: argparse.Namespace) -> int:

@@ -22,7 +22,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="evaluate systems on a QA or IR dataset (resumable)",
                               description="Run retrieval / QA systems side by side on one index and write "
                                           "results.jsonl, summary.md/json and PNG plots into --out.")
-    p.add_argument("--dataset", help="hotpotqa, 2wikimultihopqa, musique, beir, vaswani, cranfield, quality, nq_long")
+    from branchwise.evals.datasets import DATASETS
+
+    p.add_argument("--dataset", choices=DATASETS.names(), metavar="NAME", help=DATASETS.help())
     p.add_argument("--data", type=Path, help="the dataset file or folder (default: its place under "
                                              "$BRANCHWISE_SHARED_DATA, if known)")
     p.add_argument("--systems", help="comma-separated system names (see --list-systems)")
@@ -84,15 +86,16 @@ def _eval(args: argparse.Namespace) -> int:
             raise InputError(f"no default location for dataset {args.dataset!r}.", fix="pass --data PATH.")
         data = shared / SHARED_PATHS[args.dataset]
     dataset = load_dataset(args.dataset, data)
-    from branchwise.config import Settings
+    from branchwise.cli.options import settings_from_args
     from branchwise.models.factory import make_embedder, make_llm
 
-    settings = Settings.from_env(llm=args.llm, embedder=args.embedder)
-    llm_spec = args.llm or os.environ.get("BRANCHWISE_LLM")
+    settings = settings_from_args(args)
+    llm_spec = settings.llm  # QA systems need an explicit LLM (--llm or $BRANCHWISE_LLM)
     config = EvalConfig(out_dir=args.out, limit=args.limit, k=args.k, rag_k=args.rag_k,
                         answer_style=args.answer_style, workers=args.workers,
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
-                        tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed)
+                        tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed,
+                        settings=settings)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     # No shared query-embedding cache: each system pays for its own query embeddings, so
     # latencies are comparable whatever order the systems run in.
@@ -103,11 +106,11 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from branchwise.config import Settings
+    from branchwise.assembly.root import load_llm
+    from branchwise.cli.options import settings_from_args
     from branchwise.evals.study import StudyConfig, run_udcg_study
-    from branchwise.models.factory import make_llm
 
-    llm = make_llm(Settings.from_env(llm=args.llm).llm)
+    llm = load_llm(settings_from_args(args))
     run_udcg_study(args.run, llm, StudyConfig(k=args.k, read_retrieval_only=args.read_retrieval_only))
     print((args.run / "udcg_study.md").read_text())
     return 0

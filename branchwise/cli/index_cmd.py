@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from branchwise.cli.options import add_model_options, settings_from_args
@@ -19,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-children", type=int, default=12, metavar="M", help="maximum branching factor (default: 12)")
     p.add_argument("--summaries", choices=["llm", "extractive"], default="llm", help="internal-node summaries (default: llm)")
     p.add_argument("--summary-tokens", type=int, default=None, metavar="N", help="token budget per summary")
-    p.add_argument("--graph", choices=["auto", "on", "off"], default="off",
-                   help="entity graph: on/off, or auto = when an LLM is used (default: off; extraction costs one LLM call per chunk)")
+    p.add_argument("--graph", choices=["auto", "on", "off"], default=None,
+                   help="entity graph: on, off, or auto (default: IndexConfig.graph; see docs/architecture.md, Defaults)")
     p.add_argument("--chunk-tokens", type=int, default=None, metavar="N", help="chunk size in tokens")
     p.add_argument("--overlap-tokens", type=int, default=None, metavar="N", help="chunk overlap in tokens")
     p.add_argument("--store", metavar="SPEC", help="vector store: chroma (in the index dir) or chroma+http://127.0.0.1:8000")
@@ -35,42 +36,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_info)
 
 
-def index_config_from_args(args: argparse.Namespace):  # -> IndexConfig
-    import dataclasses
-
-    from branchwise.indexing.pipeline import IndexConfig
-    from branchwise.indexing.chunk_stage import IndexBuildConfig
-    from branchwise.retrieval.chunking import ChunkingConfig
-    from branchwise.indexing.tree_build import TreeConfig
-    from branchwise.indexing.summarize import SummaryConfig
-
-    chunking = ChunkingConfig()
-    changes = {k: v for k, v in (("chunk_tokens", args.chunk_tokens), ("overlap_tokens", args.overlap_tokens)) if v is not None}
-    chunking = dataclasses.replace(chunking, **changes)
-    summary = SummaryConfig(mode=args.summaries)
-    if args.summary_tokens is not None:
-        summary = dataclasses.replace(summary, summary_tokens=args.summary_tokens)
+def index_settings_from_args(args: argparse.Namespace):  # -> Settings
+    """The :class:`branchwise.Settings` of ``branchwise index``: its options over ``Settings.index``."""
     settings = settings_from_args(args)
-    chunk = IndexBuildConfig(chunking=chunking, store=settings.store, overwrite=args.overwrite,
-                             embedder_spec=settings.embedder, llm_spec=settings.llm)
-    tree = TreeConfig(strategy=args.strategy, max_children=args.max_children, summary=summary)
-    return IndexConfig(chunk=chunk, tree=tree, graph=args.graph)
+    cfg = settings.index
+    chunking = dataclasses.replace(cfg.chunk.chunking, **{k: v for k, v in (
+        ("chunk_tokens", args.chunk_tokens), ("overlap_tokens", args.overlap_tokens)) if v is not None})
+    summary = dataclasses.replace(cfg.tree.summary, mode=args.summaries, **(
+        {"summary_tokens": args.summary_tokens} if args.summary_tokens is not None else {}))
+    tree = dataclasses.replace(cfg.tree, strategy=args.strategy, max_children=args.max_children, summary=summary)
+    chunk = dataclasses.replace(cfg.chunk, chunking=chunking, overwrite=args.overwrite)
+    graph = args.graph if args.graph is not None else cfg.graph
+    return settings.replace(index={"chunk": chunk, "tree": tree, "graph": graph})
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from branchwise.facade import load_models
-    from branchwise.indexing.pipeline import build_index, plan_index
+    from branchwise.assembly.root import build_index, plan_index
     from branchwise.retrieval.ingest import require_source
 
     require_source(args.path)  # fail before the models load
-    config = index_config_from_args(args)
-    needs_llm = config.needs_llm() or config.graph == "auto"
-    embedder, llm = load_models(settings_from_args(args), need_llm=needs_llm)
+    settings = index_settings_from_args(args)
     progress = not args.no_progress
     if args.dry_run:
-        print(plan_index(args.path, embedder=embedder, llm=llm, config=config, progress=progress).format())
+        print(plan_index(args.path, settings, progress=progress).format())
         return 0
-    idx = build_index(args.path, args.out, embedder=embedder, llm=llm, config=config, progress=progress)
+    idx = build_index(args.path, args.out, settings, progress=progress)
     print(f"index ready at {idx.path}")
     print(describe_index(idx))
     return 0

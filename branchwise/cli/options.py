@@ -1,19 +1,62 @@
-"""Option groups shared by several subcommands (model specs, progress)."""
+"""Option groups shared by several subcommands, and the one mapping from options to Settings.
+
+Choices come from the registries (scorers, compressors, retrieval routes), so a name
+registered once appears in ``--help`` and is accepted here; every option that is not given
+falls through to the environment and the defaults of :class:`branchwise.Settings`.
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from branchwise.config import Settings
+from typing import Any
 
 
 def add_model_options(p: argparse.ArgumentParser, *, llm: bool = True) -> None:
     g = p.add_argument_group("models (see the environment-variable table in branchwise.config)")
     if llm:
-        g.add_argument("--llm", metavar="SPEC", help="LLM spec: default | llamacpp:/m.gguf | openai:http://host/v1#model | hf:/path (env BRANCHWISE_LLM)")
-    g.add_argument("--embedder", metavar="SPEC", help="embedder spec: default | st:/path | openai-embed:http://host/v1#model (env BRANCHWISE_EMBEDDER)")
+        g.add_argument("--llm", metavar="SPEC",
+                       help="LLM spec: default | llamacpp:/m.gguf | openai:http://host/v1#model | hf:/path "
+                            "(env BRANCHWISE_LLM; default: the index's own, else the embedded model)")
+    g.add_argument("--embedder", metavar="SPEC",
+                   help="embedder spec for new indexes: default | st:/path | openai-embed:http://host/v1#model "
+                        "(env BRANCHWISE_EMBEDDER)")
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(llm=getattr(args, "llm", None), embedder=getattr(args, "embedder", None),
-                             store=getattr(args, "store", None))
+def add_agent_options(p: argparse.ArgumentParser) -> None:
+    """The agent's options (``ask``, ``demo``); defaults are those of :class:`branchwise.Settings`."""
+    from branchwise.agents.config import retrieval_routes
+    from branchwise.compression.registry import COMPRESSORS
+    from branchwise.navigation.registry import SCORERS
+
+    g = p.add_argument_group("agent (defaults: branchwise.Settings)")
+    g.add_argument("--scorer", choices=SCORERS.names(), default=None,
+                   help=f"tree-navigation scorer ({SCORERS.help()}; default: embedding)")
+    g.add_argument("--retrieval", choices=retrieval_routes(), default=None,
+                   help="retrieval route (default: auto = the tree when the index has one)")
+    g.add_argument("--rounds", type=int, default=None, help="max retrieval rounds")
+    g.add_argument("--beam", type=int, default=None, help="navigator beam width B")
+    g.add_argument("--iterations", type=int, default=None, help="navigator iterations N")
+    g.add_argument("--compression", choices=COMPRESSORS.names(), default=None,
+                   help=f"context compression ({COMPRESSORS.help()}; default: extractive)")
+    g.add_argument("--budget", type=int, default=None, metavar="TOKENS", help="context token budget for the generator")
+    g.add_argument("--no-graph", action="store_true", help="do not use the graph index even if present")
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`branchwise.Settings` of a command line: options > environment > defaults."""
+    from branchwise.assembly.settings import Settings
+
+    settings = Settings.from_env(llm=getattr(args, "llm", None), embedder=getattr(args, "embedder", None),
+                                 store=getattr(args, "store", None), scorer=getattr(args, "scorer", None))
+    agent = _given(args, rounds="max_rounds", retrieval="retrieval", budget="context_budget_tokens")
+    navigator = _given(args, beam="beam", iterations="iterations")
+    compression = _given(args, compression="mode", budget="budget_tokens")
+    changes: dict[str, Any] = {"agent": agent, "navigator": navigator, "compression": compression}
+    if getattr(args, "no_graph", False):
+        changes["graph_route"] = False
+    return settings.replace(**{k: v for k, v in changes.items() if v != {}})
+
+
+def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
+    """``{field: value}`` for the options (``option=field``) given on the command line."""
+    return {f: getattr(args, opt) for opt, f in fields.items() if getattr(args, opt, None) is not None}

@@ -7,15 +7,15 @@
 Only what changed is embedded and re-summarised (see :mod:`branchwise.indexing.incremental`).
 The embedder is the one recorded in the index's manifest; the LLM (needed to refresh
 LLM-written summaries, and for graph extraction of added chunks) is ``--llm``, else
-``$BRANCHWISE_LLM``, else the one the index was built with, else the embedded default.
+``$BRANCHWISE_LLM``, else the one the index was built with, else the embedded default: the
+rule of :func:`branchwise.assembly.root.update_llm`, which ``bw.add_documents`` follows too.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
-from branchwise.cli.options import add_model_options
+from branchwise.cli.options import add_model_options, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,33 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_delete)
 
 
-def _open(args: argparse.Namespace):  # -> Index
-    from branchwise.retrieval.index import Index
+def _open(args: argparse.Namespace):  # -> (Index, Settings)
+    from branchwise.assembly.root import load_embedder, open_index
 
-    embedder = None
-    if args.embedder:
-        from branchwise.models.factory import make_embedder
-
-        embedder = make_embedder(args.embedder)
-    return Index.open(args.dir, embedder=embedder)
-
-
-def _llm(args: argparse.Namespace, idx, op: str):  # -> LLM | None
-    from branchwise.indexing.incremental import update_needs_llm
-
-    if not update_needs_llm(idx, op):  # type: ignore[arg-type]
-        return None
-    from branchwise.models.factory import make_llm
-
-    spec = args.llm or os.environ.get("BRANCHWISE_LLM") or idx.manifest.llm or "default"
-    return make_llm(spec, cache_dir=idx.cache_dir)
+    settings = settings_from_args(args)
+    embedder = load_embedder(settings, args.embedder) if args.embedder else None
+    return open_index(args.dir, embedder=embedder), settings
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from branchwise.indexing.incremental import add_documents
+    from branchwise.assembly.root import add_documents
 
-    idx = _open(args)
-    report = add_documents(idx, args.paths, llm=_llm(args, idx, "add"), progress=not args.no_progress)
+    idx, settings = _open(args)
+    report = add_documents(idx, args.paths, settings, progress=not args.no_progress)
     print(f"updated index {idx.path}")
     for label, ids in (("added", report.added), ("replaced", report.replaced), ("unchanged, skipped", report.unchanged)):
         if ids:
@@ -78,18 +64,17 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
+    from branchwise.assembly.root import delete_documents
     from branchwise.errors import InputError
-    from branchwise.indexing.incremental import check_deletable, delete_documents
 
-    idx = _open(args)
+    idx, settings = _open(args)
     if args.list:
         for doc_id in idx.chunks.doc_ids():
             print(f"{doc_id}\t{len(idx.chunks.by_doc(doc_id))} chunks")
         return 0
     if not args.doc_ids:
         raise InputError("no document ids given.", fix=f"pass ids to delete; list them with `branchwise delete {args.dir} --list`.")
-    doc_ids = check_deletable(idx, args.doc_ids)  # before loading an LLM
-    report = delete_documents(idx, doc_ids, llm=_llm(args, idx, "delete"), progress=not args.no_progress)
+    report = delete_documents(idx, args.doc_ids, settings, progress=not args.no_progress)
     print(f"updated index {idx.path}")
     print(f"  deleted: {', '.join(report.deleted)}")
     print("  " + report.format().replace("\n", "\n  "))

@@ -31,7 +31,10 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+if TYPE_CHECKING:
+    from branchwise.compression.base import CompressionConfig
 
 from branchwise.compression.base import (
     CompressedContext,
@@ -234,3 +237,8 @@ def fit_attributed(
         total = new_total
     items = [with_text(evidence[i], " ".join(groups[i])) for i in order]
     return items, total
+
+
+def abstractive_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None) -> AbstractiveCompressor:
+    """The registered ``abstractive`` compressor (see :data:`branchwise.compression.registry.COMPRESSORS`)."""
+    return AbstractiveCompressor(llm)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from branchwise.errors import InputError
 from branchwise.text.tokens import get_tokenizer
@@ -49,8 +49,8 @@ __all__ = [
     "truncate_tokens",
 ]
 
-CompressionMode = Literal["none", "extractive", "abstractive", "color"]
-_MODES: tuple[str, ...] = ("none", "extractive", "abstractive", "color")
+#: a name registered in :data:`branchwise.compression.registry.COMPRESSORS`
+CompressionMode = str
 
 
 def count_tokens(text: str) -> int:
@@ -225,76 +225,49 @@ class NoCompression:
 
 @dataclass(frozen=True, slots=True)
 class CompressionConfig:
-    """Which compressor the agent runs and the per-query token budget of the generator prompt.
+    """Which compressor the agent runs (its budget is ``AgentConfig.context_budget_tokens``).
 
     Attributes:
-        mode: "none", "extractive" (RECOMP, the default: cheap and never hallucinates),
+        mode: a name in :data:`~branchwise.compression.registry.COMPRESSORS`: "none",
+            "extractive" (RECOMP, the default: cheap and never hallucinates),
             "abstractive" (LLM summary with selective augmentation) or "color".
-        budget_tokens: the most evidence tokens handed to the generator per question.
-        max_ratio: optional further cap relative to the uncompressed evidence, e.g. 0.15
-            for RECOMP's "at most 15% of the tokens"; None: only ``budget_tokens`` applies.
-        min_budget_tokens: floor for the ratio cap, so tiny evidence is not cut to nothing.
         encoder: dual encoder for the extractive scorer: None uses the index embedder, or a
-            spec such as ``"st:/path/to/trained-compressor"`` (see ``train_extractive``).
+            spec such as ``"st:/path/to/trained-compressor"`` (see ``training.extractive``);
+            the composition root resolves it.
         extractive: sentence scoring and selection of the extractive compressor (also the
             extractive candidates of "color"); None: ``ExtractiveConfig()``.
     """
 
     mode: CompressionMode = "extractive"
-    budget_tokens: int = 384
-    max_ratio: float | None = None
-    min_budget_tokens: int = 64
     encoder: str | None = None
     extractive: ExtractiveConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in _MODES:
-            raise InputError(f"unknown compression mode {self.mode!r}.", fix=f"use one of {', '.join(_MODES)}.")
-        check_budget(self.budget_tokens)
-        if self.max_ratio is not None and not 0.0 < self.max_ratio <= 1.0:
-            raise InputError(f"max_ratio must be in (0, 1], got {self.max_ratio}.", fix="e.g. max_ratio=0.15.")
+        from branchwise.compression.registry import COMPRESSORS
 
-    def budget_for(self, tokens_before: int) -> int:
-        """The budget for one question whose evidence has ``tokens_before`` tokens."""
-        budget = self.budget_tokens
-        if self.max_ratio is not None:
-            budget = min(budget, max(self.min_budget_tokens, int(self.max_ratio * tokens_before)))
-        return budget
+        COMPRESSORS.get(self.mode)  # an unknown mode fails here, listing the registered ones
 
 
 def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any = None) -> Compressor:
-    """Build the compressor named by ``config.mode`` from injected backends.
+    """Build the compressor named by ``config.mode`` (see
+    :data:`~branchwise.compression.registry.COMPRESSORS`) from injected backends.
 
     Args:
         config: the compression settings.
         llm: an :class:`~branchwise.models.base.LLM` (needed by "abstractive" and "color").
-        embedder: an :class:`~branchwise.models.base.Embedder` used as the extractive
-            dual encoder when ``config.encoder`` is None.
+        embedder: the :class:`~branchwise.models.base.Embedder` used as the extractive dual
+            encoder (the composition root resolves ``config.encoder`` into it).
     """
-    if config.mode == "none":
-        return NoCompression()
-    from branchwise.compression.extractive import ExtractiveCompressor
+    from branchwise.compression.registry import COMPRESSORS
 
-    encoder = config.encoder or embedder
-    if config.mode in ("abstractive", "color") and llm is None:
-        raise InputError(
-            f"compression mode {config.mode!r} needs an LLM.", fix="pass llm=..., or use mode='extractive'."
-        )
-    if config.mode == "extractive":
-        if encoder is None:
-            raise InputError(
-                "extractive compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'."
-            )
-        return ExtractiveCompressor(encoder, config.extractive)
-    if config.mode == "abstractive":
-        from branchwise.compression.abstractive import AbstractiveCompressor
+    entry = COMPRESSORS.get(config.mode)
+    if "llm" in entry.needs and llm is None:
+        raise InputError(f"compression mode {config.mode!r} needs an LLM.", fix="pass llm=..., or use mode='extractive'.")
+    if "encoder" in entry.needs and embedder is None:
+        raise InputError(f"compression mode {config.mode!r} needs a dual encoder.",
+                         fix="pass embedder=... or set CompressionConfig(encoder='st:/path').")
+    return entry.load()(config, llm=llm, encoder=embedder)  # type: ignore[no-any-return]
 
-        return AbstractiveCompressor(llm)
-    from branchwise.compression.abstractive import AbstractiveCompressor
-    from branchwise.compression.color import ColorCompressor
 
-    if encoder is None:
-        raise InputError(
-            "CoLoR-style compression needs a dual encoder.", fix="pass embedder=... or set encoder='st:/path'."
-        )
-    return ColorCompressor(ExtractiveCompressor(encoder, config.extractive), AbstractiveCompressor(llm), llm)
+def no_compressor(config: CompressionConfig, *, llm: Any = None, encoder: Any = None) -> Compressor:
+    return NoCompression()

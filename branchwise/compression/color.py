@@ -25,7 +25,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from branchwise.compression.base import CompressionConfig
 
 from branchwise.text.answers import normalize_answer, token_f1
 from branchwise.compression.abstractive import AbstractiveCompressor, p_yes, source_block
@@ -307,3 +310,11 @@ class ColorCompressor:
             usage=usage,
             note=f"chose {win.name} ({win.tokens} tokens)",
         )
+
+
+def color_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None) -> ColorCompressor:
+    """The registered ``color`` compressor (see :data:`branchwise.compression.registry.COMPRESSORS`)."""
+    from branchwise.compression.abstractive import AbstractiveCompressor
+    from branchwise.compression.extractive import ExtractiveCompressor
+
+    return ColorCompressor(ExtractiveCompressor(encoder, config.extractive), AbstractiveCompressor(llm), llm)

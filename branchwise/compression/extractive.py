@@ -26,7 +26,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from branchwise.compression.base import CompressionConfig
 
 import numpy as np
 
@@ -224,3 +227,8 @@ def validate_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
     if not out or out[0] <= 0:
         raise InputError(f"budgets must be positive integers, got {list(budgets)}.", fix="e.g. budgets=(48, 96, 192).")
     return out
+
+
+def extractive_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None) -> ExtractiveCompressor:
+    """The registered ``extractive`` compressor (see :data:`branchwise.compression.registry.COMPRESSORS`)."""
+    return ExtractiveCompressor(encoder, config.extractive)

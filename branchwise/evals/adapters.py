@@ -1,28 +1,20 @@
-"""Adapters that put the branchwise navigator and agent into the comparison.
+"""The branchwise navigator and agent in the comparison, assembled by the composition root.
 
 Registered names:
 
-* ``navigator:embedding`` / ``navigator:yes_no`` / ``navigator:llm_slate`` — LATTICE-style
-  tree navigation (``branchwise.navigation.navigate.navigate``) with each scorer; retrieval only.
-* ``agent`` — the LangGraph agent with its default configuration: tree navigation (embedding
-  scorer) and extractive compression to the agent's context budget;
-* ``agent_tight`` — the agent compressed to 100 evidence tokens, about 15% of naive RAG's
-  five chunks: the operating point of the tracked target (F1 ≥ naive RAG + 5 points with
-  ≤ 15% of its context tokens);
-* ``agent_nocompress`` — the same agent without compression (truncation to the budget);
-* ``agent_hybrid`` — the agent retrieving with hybrid search instead of the tree;
-* ``agent_graph`` — the agent with the GRAG graph route always on (needs ``graph/``).
-
-Every adapter imports its module only when built, so the runner works with whatever part of
-branchwise is present; a missing part is an :class:`~branchwise.errors.InputError` naming it.
+* ``navigator:<scorer>`` for every scorer in :data:`branchwise.navigation.registry.SCORERS`
+  (``navigator:embedding``, ``navigator:yesno``, ``navigator:llm``, ...) — LATTICE-style tree
+  navigation with that scorer; retrieval only.
+* the agent and its variants (:data:`AGENT_VARIANTS`), each a change of
+  :class:`branchwise.Settings` over the run's settings, never separate wiring: every one is
+  built by :class:`branchwise.assembly.root.Assembly`, exactly as ``bw.ask`` builds it.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import replace
 from typing import Any
 
+from branchwise.assembly.root import Assembly
 from branchwise.errors import InputError
 from branchwise.evals.systems import (
     Stopwatch,
@@ -32,17 +24,19 @@ from branchwise.evals.systems import (
     register_system,
     usage_from_meter,
 )
+from branchwise.navigation.navigate import navigate
+from branchwise.navigation.registry import SCORERS
 from branchwise.types import ScoredChunk
 
-
-def _require(module: str, system: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        raise InputError(
-            f"system {system!r} needs {module}, which is not part of this build ({e.name} is missing).",
-            fix="choose another system (see `branchwise eval --list-systems`).",
-        ) from e
+#: agent variants: name -> (Settings.replace(...) changes, description, needs a tree)
+AGENT_VARIANTS: dict[str, tuple[dict[str, Any], str, bool]] = {
+    "agent": ({}, "branchwise agent with the default settings (what bw.ask runs)", True),
+    "agent_tight": ({"agent": {"context_budget_tokens": 100}},
+                    "the agent compressed to 100 tokens (~15% of naive RAG's context)", True),
+    "agent_nocompress": ({"compression": {"mode": "none"}}, "the agent without compression (truncation)", True),
+    "agent_hybrid": ({"agent": {"retrieval": "hybrid"}}, "the agent on hybrid retrieval (no tree)", False),
+    "agent_graph": ({"agent": {"graph": "always"}}, "the agent with the graph route always on", True),
+}
 
 
 # ------------------------------------------------------------------------------- navigator
@@ -52,28 +46,18 @@ class NavigatorSystem:
     def __init__(self, ctx: SystemContext, scorer: str) -> None:
         self.name = f"navigator:{scorer}"
         self._ctx = ctx
-        self._scorer = scorer
-        self._navigate = _require("branchwise.navigation.navigate", self.name)
-        self._resources = self._navigate.TreeResources.from_index(ctx.index)
-
-    def _make_scorer(self, llm: Any) -> Any:
-        scorers = _require("branchwise.navigation.scorers", self.name)
-        if self._scorer == "embedding":
-            priors = _require("branchwise.navigation.priors", self.name)
-            vectors = priors.IndexNodeVectors(self._ctx.index, self._resources.tree)
-            return scorers.EmbeddingScorer(vectors, self._ctx.embedder)
-        if self._scorer == "yes_no":
-            return scorers.YesNoScorer(llm)
-        return scorers.LLMSlateScorer(llm)
+        self._needs_llm = "llm" in SCORERS.get(scorer).needs
+        self._assembly = Assembly(ctx.index, ctx.settings.replace(scorer=scorer))
 
     def run(self, question: str) -> SystemOutput:
-        if self._scorer == "embedding":
+        parts = self._assembly
+        if not self._needs_llm:
             with Stopwatch() as sw:
-                result = self._navigate.navigate(self._resources, self._make_scorer(None), question)
+                result = navigate(parts.tree_resources, parts.scorer(), question, parts.settings.navigator)
             usage = result.usage
         else:
             with self._ctx.session_llm() as llm, Stopwatch() as sw:
-                result = self._navigate.navigate(self._resources, self._make_scorer(llm), question)
+                result = navigate(parts.tree_resources, parts.scorer(llm), question, parts.settings.navigator)
             usage = usage_from_meter(llm.meter, sw.seconds)
         usage.latency_s = sw.seconds
         trace = result.trace
@@ -95,51 +79,22 @@ def _agent_ranking(trace: Any) -> list[ScoredChunk]:
 
 
 class AgentSystem:
-    """The branchwise agent answering with citations (one Agent per question)."""
+    """The branchwise agent answering with citations, assembled from the run's settings plus
+    the variant's changes (a fresh agent per question over parts built once)."""
 
-    def __init__(self, ctx: SystemContext, name: str, *, compress: bool = True, route: str | None = None,
-                 graph: bool = False, budget_tokens: int | None = None) -> None:
+    def __init__(self, ctx: SystemContext, name: str, changes: dict[str, Any] | None = None) -> None:
         self.name = name
         self._ctx = ctx
-        self._agents = _require("branchwise.agents", name)
-        self._compress = compress
-        self._graph_search = self._load_graph(ctx) if graph else None
-        config = self._agents.AgentConfig(answer_style=ctx.answer_style)
-        if compress:
-            # The agent's compress node fits the pool into AgentConfig.context_budget_tokens;
-            # with a compressor that budget is the compressor's (RECOMP default, or the variant's).
-            default = _require("branchwise.compression.base", name).CompressionConfig().budget_tokens
-            config = replace(config, context_budget_tokens=budget_tokens or default)
-        if route is not None:
-            config = replace(config, retrieval=route)
-        if graph:
-            config = replace(config, graph="always")
-        self._config = config
-        # The tree route navigates with the embedding scorer: zero LLM calls per slate, the
-        # agent's recommended setting for small local models (agents.tree_search).
-        self._tree_search = None
-        if route is None and ctx.index.tree is not None:
-            self._tree_search = _require("branchwise.agents.tree_search", name).NavigatorSearch.embedding(ctx.index)
-
-    def _load_graph(self, ctx: SystemContext) -> Any:
-        graph_retrieve = _require("branchwise.graph.retrieve", self.name)
-        graph_types = _require("branchwise.graph.types", self.name)
-        if not (ctx.index.graph_dir / "entities.jsonl").exists():
-            raise InputError(f"system {self.name!r} needs a graph and {ctx.index.graph_dir} has none.",
-                             fix="build the graph stage of the index first (`branchwise index ... --graph`).")
-        graph = graph_types.KnowledgeGraph.load(ctx.index.graph_dir)
-        return graph_retrieve.GraphRetriever(graph, ctx.embedder, ctx.index.store, chunks=ctx.index.chunks)
+        settings = ctx.settings.replace(agent={"answer_style": ctx.answer_style}).replace(**(changes or {}))
+        self.assembly = Assembly(ctx.index, settings)
+        if settings.agent.graph == "always" and self.assembly.graph_search is None:
+            raise InputError(f"system {name!r} needs a graph and {ctx.index.graph_dir} has none.",
+                             fix="build the graph stage of the index first (`branchwise index ... --graph on`).")
 
     def run(self, question: str) -> SystemOutput:
-        compress = _require("branchwise.compression.base", self.name)
         with self._ctx.session_llm() as llm, Stopwatch() as sw:
-            compressor = None
-            if self._compress:
-                cfg = compress.CompressionConfig(budget_tokens=self._config.context_budget_tokens)
-                compressor = compress.make_compressor(cfg, llm=llm, embedder=self._ctx.embedder)
-            agent = self._agents.Agent(self._ctx.index, llm, self._config, tree_search=self._tree_search,
-                                       graph_search=self._graph_search, compressor=compressor)
-            answer = agent.ask(question)
+            with self.assembly.agent(llm=llm) as agent:
+                answer = agent.ask(question)
         usage = usage_from_meter(llm.meter, sw.seconds)
         answer.usage = usage
         trace = answer.trace
@@ -153,25 +108,13 @@ class AgentSystem:
 
 
 def _register() -> None:
-    for scorer, needs_llm, what in (
-        ("embedding", False, "tree navigation, cosine scorer (no LLM)"),
-        ("yes_no", True, "tree navigation, P(Yes) scorer (one forward pass per item)"),
-        ("llm_slate", True, "tree navigation, LATTICE listwise JSON scorer"),
-    ):
-        register_system(SystemSpec(f"navigator:{scorer}", lambda ctx, s=scorer: NavigatorSystem(ctx, s), what,
-                                   needs_llm=needs_llm, needs_tree=True))
-    register_system(SystemSpec("agent", lambda ctx: AgentSystem(ctx, "agent"),
-                               "branchwise agent (tree navigation, extractive compression)", needs_llm=True,
-                               needs_tree=True))
-    register_system(SystemSpec("agent_tight", lambda ctx: AgentSystem(ctx, "agent_tight", budget_tokens=100),
-                               "branchwise agent compressed to 100 tokens (~15% of naive RAG's context)",
-                               needs_llm=True, needs_tree=True))
-    register_system(SystemSpec("agent_nocompress", lambda ctx: AgentSystem(ctx, "agent_nocompress", compress=False),
-                               "branchwise agent without compression", needs_llm=True, needs_tree=True))
-    register_system(SystemSpec("agent_hybrid", lambda ctx: AgentSystem(ctx, "agent_hybrid", route="hybrid"),
-                               "branchwise agent on hybrid retrieval (no tree)", needs_llm=True))
-    register_system(SystemSpec("agent_graph", lambda ctx: AgentSystem(ctx, "agent_graph", graph=True),
-                               "branchwise agent with the graph route always on", needs_llm=True, needs_tree=True))
+    for entry in SCORERS:
+        register_system(SystemSpec(f"navigator:{entry.name}", lambda ctx, s=entry.name: NavigatorSystem(ctx, s),
+                                   f"tree navigation, {entry.description}", needs_llm="llm" in entry.needs,
+                                   needs_tree=True))
+    for name, (changes, what, needs_tree) in AGENT_VARIANTS.items():
+        register_system(SystemSpec(name, lambda ctx, n=name, c=changes: AgentSystem(ctx, n, c), what, needs_llm=True,
+                                   needs_tree=needs_tree))
 
 
 _register()

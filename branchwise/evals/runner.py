@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,7 +33,7 @@ from branchwise.evals.datasets.types import EvalDataset, EvalQuestion
 from branchwise.evals.report import write_report
 from branchwise.evals.scoring import score_output
 from branchwise.evals.systems import System, SystemContext, available_systems, build_systems
-from branchwise.evals.workspace import ensure_tree, prepare_index
+from branchwise.evals.workspace import prepare_index
 from branchwise.models.base import LLM, Embedder
 from branchwise.types import Usage
 from branchwise.files import atomic_write_json
@@ -68,6 +68,8 @@ class EvalConfig:
         seed: seed of the bootstrap resampling.
         n_resamples: bootstrap resamples.
         progress: show tqdm bars.
+        settings: the :class:`branchwise.Settings` the branchwise systems (navigator, agent
+            and its variants) are assembled from; None: from the environment.
     """
 
     out_dir: Path
@@ -84,6 +86,7 @@ class EvalConfig:
     seed: int = 0
     n_resamples: int = 10_000
     progress: bool = True
+    settings: Any = None
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.rag_k < 1 or self.workers < 1:
@@ -177,10 +180,10 @@ def run_eval(
     needs_llm, needs_tree = _needs(system_names)
     index = prepare_index(data, config.index_dir or out / "index", embedder,
                           embedder_spec=config.embedder_spec, llm_spec=config.llm_spec, progress=config.progress)
-    tree_usage = ensure_tree(index, llm_factory, summary_mode=config.tree_summaries,
-                             progress=config.progress) if needs_tree else None
+    settings = _settings(config)
+    tree_usage = _ensure_tree(index, settings, llm_factory, config) if needs_tree else None
     ctx = SystemContext(index, llm_factory, out / "cache" / "llm.sqlite", k=config.k, rag_k=config.rag_k,
-                        answer_style=config.answer_style)
+                        answer_style=config.answer_style, settings=settings)
     systems = build_systems(system_names, ctx)
     meta = _run_meta(out, data, index, system_names, config, needs_llm, tree_usage)
     atomic_write_json(out / "run.json", meta)
@@ -199,6 +202,34 @@ def run_eval(
     summary = write_report(out, records, meta, reference=_reference(system_names, config),
                            seed=config.seed, n_resamples=config.n_resamples)
     return RunResult(out, records, summary)
+
+
+def _settings(config: EvalConfig) -> Any:
+    """The run's settings: ``config.settings`` (or the environment's) with the run's tree summaries."""
+    import dataclasses
+
+    from branchwise.assembly.settings import Settings
+
+    settings = config.settings or Settings.from_env()
+    tree = settings.index.tree
+    tree = dataclasses.replace(tree, summary=dataclasses.replace(tree.summary, mode=config.tree_summaries))
+    return settings.replace(index={"tree": tree})
+
+
+def _ensure_tree(index: Any, settings: Any, llm_factory: Callable[[], LLM] | None, config: EvalConfig) -> Usage | None:
+    """The tree stage as ``branchwise index`` builds it (LLM calls cached in the index)."""
+    from branchwise.assembly.root import ensure_tree
+    from branchwise.models.cache import CachedLLM
+
+    if index.tree is not None:
+        return None
+    llm = None
+    if config.tree_summaries == "llm":
+        if llm_factory is None:
+            raise InputError("building the semantic tree needs an LLM for the summaries.",
+                             fix="pass --llm SPEC, or use --tree-summaries extractive, or build it with `branchwise index`.")
+        llm = CachedLLM(llm_factory(), index.cache_dir / "llm.sqlite")
+    return ensure_tree(index, settings, llm=llm, progress=config.progress)  # type: ignore[no-any-return]
 
 
 def _run_system(
@@ -232,7 +263,9 @@ def _run_meta(
     meta: dict[str, Any] = {
         "dataset": data.name, "kind": data.kind, "questions": len(data.questions), "documents": len(data.corpus),
         "chunks": len(index.chunks), "systems": names, "uses_llm": uses_llm,
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": {f.name: str(v) if isinstance(v, Path) else v for f in fields(config)
+                   if f.name != "settings" and not callable(v := getattr(config, f.name))},
+        "settings": _settings(config).to_dict(),
         "tree": index.tree.stats() if index.tree is not None else None,
     }
     old = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}

@@ -83,6 +83,8 @@ class SystemContext:
         k: chunks each system returns for the retrieval metrics.
         rag_k: chunks naive RAG (and RAPTOR RAG) put into the generator's context.
         answer_style: ``AnswerConfig.style`` of every QA system ("short" or "sentence").
+        settings: the :class:`branchwise.Settings` the branchwise systems are assembled from
+            (default: from the environment); agent variants are changes of it.
     """
 
     def __init__(
@@ -94,8 +96,12 @@ class SystemContext:
         k: int = 10,
         rag_k: int = 5,
         answer_style: str = "short",
+        settings: Any = None,
     ) -> None:
+        from branchwise.assembly.settings import Settings
+
         self.index = index
+        self.settings = settings or Settings.from_env()
         self.embedder = index.embedder
         self.cache_path = cache_path
         self.k = k

@@ -119,6 +119,7 @@ class WrittenAnswer:
         completion: the raw LLM completion (None when no call was made).
         inferred_citations: the citation was attributed by word overlap, not by a marker.
         invalid_markers: markers pointing at no source (dropped from the citations).
+        messages: the prompt the answer was written from (empty when no call was made).
     """
 
     text: str
@@ -127,6 +128,7 @@ class WrittenAnswer:
     completion: Completion | None = None
     inferred_citations: bool = False
     invalid_markers: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
 
 
 def quote_untrusted(text: str) -> str:
@@ -267,8 +269,10 @@ class AnswerWriter:
         if not sources:
             log.info("no evidence for %r: answering NOT_FOUND without an LLM call", question[:80])
             return WrittenAnswer(text=self.config.not_found_text, found=False)
-        completion = self._generate(answer_messages(question, sources, self.config.style), on_token)
-        return self.finish(completion, sources)
+        messages = answer_messages(question, sources, self.config.style)
+        written = self.finish(self._generate(messages, on_token), sources)
+        written.messages = list(messages)
+        return written
 
     def finish(self, completion: Completion, sources: Sequence[Source]) -> WrittenAnswer:
         """Turn a raw completion into a :class:`WrittenAnswer` (markers → citations)."""

@@ -22,6 +22,7 @@ from branchwise.models.base import LLM, Embedder
 from branchwise.indexing.chunk_stage import IndexBuildConfig, build_chunk_index
 from branchwise.retrieval.index import Index
 from branchwise.indexing.tree_build import TreeConfig
+from branchwise.types import Usage
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,16 @@ class IndexConfig:
     Attributes:
         chunk: ingestion, chunking, BM25 and vector-store settings of the chunk stage.
         tree: the semantic tree (strategy, branching ``M``, summaries).
-        graph: build the entity graph: ``"auto"`` builds it when an LLM is given,
-            ``"on"`` requires one, ``"off"`` skips it.
+        graph: build the entity graph: ``"off"`` (the default everywhere: LLM extraction
+            costs about one LLM call per chunk), ``"on"`` (requires an LLM), or ``"auto"``
+            (when an LLM is given).
         graph_config: extraction and entity-resolution settings (``graph.build``); None
             uses the graph builder's defaults.
     """
 
     chunk: IndexBuildConfig = field(default_factory=IndexBuildConfig)
     tree: TreeConfig = field(default_factory=TreeConfig)
-    graph: Literal["auto", "on", "off"] = "auto"
+    graph: Literal["auto", "on", "off"] = "off"
     graph_config: object | None = None
 
     def __post_init__(self) -> None:
@@ -85,8 +87,8 @@ def build_index(
     return idx
 
 
-def build_tree_stage(idx: Index, config: TreeConfig, *, llm: LLM | None, progress: bool = True) -> None:
-    """Cluster and summarise the index's chunks into ``tree.json`` (resumable)."""
+def build_tree_stage(idx: Index, config: TreeConfig, *, llm: LLM | None, progress: bool = True) -> "Usage":
+    """Cluster and summarise the index's chunks into ``tree.json`` (resumable); returns the build's usage."""
     from branchwise.indexing.tree_build import build_tree
     from branchwise.indexing.checkpoint import BuildCheckpoint
     from branchwise.indexing.summarize import make_summarizer
@@ -107,6 +109,7 @@ def build_tree_stage(idx: Index, config: TreeConfig, *, llm: LLM | None, progres
                         counts={**idx.manifest.counts, "nodes": len(result.tree)})
     idx.set_stage("tree", "done")
     checkpoint.discard()
+    return result.usage
 
 
 def build_graph_stage(idx: Index, llm: LLM, graph_config: object | None = None, *, progress: bool = True) -> None:

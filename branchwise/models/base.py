@@ -7,6 +7,8 @@ module and are resolved from spec strings by :mod:`branchwise.models.factory`.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
@@ -140,3 +142,19 @@ class UsageMeter:
             self.latency_s += c.latency_s
         self.prompt_tokens += c.prompt_tokens
         self.completion_tokens += c.completion_tokens
+
+
+def prompt_hash(messages: Sequence[Message]) -> str:
+    """A 16-hex-digit hash of a rendered prompt (stable across runs and machines)."""
+    h = hashlib.sha256()
+    for m in messages:
+        h.update(m.role.encode())
+        h.update(b"\0")
+        h.update(m.content.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def messages_text(messages: Sequence[Message]) -> str:
+    """All message contents joined (for token counting and the trace)."""
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)

@@ -1,34 +1,22 @@
 """The one place where model spec strings become backend objects.
 
-LLM specs (``--llm`` / ``BRANCHWISE_LLM``):
-
-==================================  ===========================================================
-``default``                         embedded Qwen2.5-Coder-1.5B-Instruct GGUF (llama.cpp)
-``llamacpp:/path/model.gguf``       any local GGUF through llama-cpp-python
-``openai:http://host:8000/v1#name`` an OpenAI-compatible server (vLLM, Ollama, llama.cpp, OpenAI)
-``hf:/path/or/id``                  a local transformers causal LM (GPU when available)
-==================================  ===========================================================
-
-Embedder specs (``--embedder`` / ``BRANCHWISE_EMBEDDER``):
-
-========================================  =====================================================
-``default``                               bundled all-MiniLM-L6-v2 (sentence-transformers, CPU)
-``st:/path/to/model-dir``                 a local sentence-transformers folder
-``openai-embed:http://host/v1#name``      an OpenAI-compatible ``/embeddings`` endpoint
-========================================  =====================================================
-
-Everything else is injected as objects; library code never parses specs itself.
+A spec is ``scheme:argument`` (or ``default``); the schemes, their backends and example specs
+are the entries of :data:`~branchwise.models.registry.LLM_BACKENDS` and
+:data:`~branchwise.models.registry.EMBEDDER_BACKENDS`. Everything else is injected as
+objects; library code never parses specs itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from branchwise.errors import InputError
 from branchwise.models.base import LLM, Embedder
 from branchwise.models.cache import CachedEmbedder, CachedLLM
+from branchwise.models.registry import EMBEDDER_BACKENDS, LLM_BACKENDS, split_spec
+from branchwise.registry import Registry
 
 if TYPE_CHECKING:
     from branchwise.models.embedders import OpenAIEmbedderConfig, SentenceTransformerConfig
@@ -39,13 +27,9 @@ if TYPE_CHECKING:
     LLMConfig = Union[LlamaCppConfig, OpenAIConfig, HFConfig]
     EmbedderConfig = Union[SentenceTransformerConfig, OpenAIEmbedderConfig]
 
-LLM_SPECS = (
-    "default",
-    "llamacpp:/path/model.gguf",
-    "openai:http://host:8000/v1#model-name",
-    "hf:/path/or/hub-id",
-)
-EMBEDDER_SPECS = ("default", "st:/path/to/sentence-transformers-dir", "openai-embed:http://host:8000/v1#model-name")
+def _examples(registry: Registry) -> tuple[str, ...]:
+    return tuple(e.example for e in registry)
+
 
 LLM_CACHE_FILE = "llm.sqlite"
 EMBED_CACHE_FILE = "embeddings.sqlite"
@@ -79,48 +63,26 @@ def _check_config(config: object, expected: type, spec: str) -> None:
         )
 
 
-def _unknown(kind: str, spec: str, valid: tuple[str, ...]) -> InputError:
-    return InputError(f"unknown {kind} spec {spec!r}.", fix="use one of: " + ", ".join(valid) + ".")
+def _resolve(registry: Registry, spec: str, kind: str) -> tuple[Callable[..., Any], str]:
+    scheme, arg = split_spec(spec)
+    if scheme not in registry:
+        raise InputError(f"unknown {kind} spec {spec!r}.", fix="use one of: " + ", ".join(_examples(registry)) + ".")
+    return registry.get(scheme).load(), arg
 
 
 def make_llm(spec: str = "default", config: "LLMConfig | None" = None, cache_dir: Path | None = None) -> LLM:
-    """Build the LLM named by ``spec``.
+    """Build the LLM named by ``spec`` (see :mod:`branchwise.models.registry`).
 
     Args:
-        spec: see the module table.
+        spec: ``default``, ``llamacpp:/path.gguf``, ``openai:URL#model``, ``hf:/path``, or a
+            scheme registered in :data:`~branchwise.models.registry.LLM_BACKENDS`.
         config: the backend's config dataclass (``LlamaCppConfig`` for ``default`` and
             ``llamacpp:``, ``OpenAIConfig`` for ``openai:``, ``HFConfig`` for ``hf:``).
         cache_dir: when given, wrap the backend in :class:`CachedLLM` with its call cache at
             ``cache_dir/llm.sqlite`` (an index's ``cache/`` folder, typically).
     """
-    spec = (spec or "default").strip()
-    llm: LLM
-    if spec == "default" or spec.startswith("llamacpp:"):
-        from branchwise.models.llamacpp import LlamaCppConfig, LlamaCppLLM
-
-        _check_config(config, LlamaCppConfig, spec)
-        if spec == "default":
-            from branchwise.models.embedded import EMBEDDED_NAME, ensure_embedded_model
-
-            llm = LlamaCppLLM(ensure_embedded_model(), config, name=EMBEDDED_NAME)  # type: ignore[arg-type]
-        else:
-            path = Path(spec[len("llamacpp:") :]).expanduser()
-            if not path.is_file():
-                raise InputError(f"GGUF model file not found: {path}.", fix="pass llamacpp:/absolute/path/model.gguf.")
-            llm = LlamaCppLLM(path, config)  # type: ignore[arg-type]
-    elif spec.startswith("openai:"):
-        from branchwise.models.openai_http import OpenAIConfig, OpenAILLM, OpenAITransport
-
-        _check_config(config, OpenAIConfig, spec)
-        hs = parse_http_spec(spec, "openai:")
-        llm = OpenAILLM(OpenAITransport(hs.base_url, config=config), hs.model)  # type: ignore[arg-type]
-    elif spec.startswith("hf:"):
-        from branchwise.models.hf import HFConfig, HFLLM
-
-        _check_config(config, HFConfig, spec)
-        llm = HFLLM(spec[len("hf:") :], config)  # type: ignore[arg-type]
-    else:
-        raise _unknown("LLM", spec, LLM_SPECS)
+    factory, arg = _resolve(LLM_BACKENDS, spec, "LLM")
+    llm: LLM = factory(arg, config)
     if cache_dir is not None:
         return CachedLLM(llm, Path(cache_dir) / LLM_CACHE_FILE)
     return llm
@@ -135,32 +97,77 @@ def make_embedder(
     """Build the embedder named by ``spec``, wrapped in a content-hash cache.
 
     Args:
-        spec: see the module table.
+        spec: ``default``, ``st:/path``, ``openai-embed:URL#model``, or a scheme registered
+            in :data:`~branchwise.models.registry.EMBEDDER_BACKENDS`.
         config: ``SentenceTransformerConfig`` (``default``, ``st:``) or ``OpenAIEmbedderConfig``.
         cache_dir: when given, vectors persist in ``cache_dir/embeddings.sqlite``.
         memory_cache: keep an in-memory LRU even without ``cache_dir`` (set False to get the
             bare backend, e.g. for benchmarking it).
     """
-    spec = (spec or "default").strip()
-    emb: Embedder
-    if spec == "default" or spec.startswith("st:"):
-        from branchwise.models.embedders import SentenceTransformerConfig, SentenceTransformerEmbedder, default_embedder
-
-        _check_config(config, SentenceTransformerConfig, spec)
-        if spec == "default":
-            emb = default_embedder(config)  # type: ignore[arg-type]
-        else:
-            emb = SentenceTransformerEmbedder(spec[len("st:") :], config=config)  # type: ignore[arg-type]
-    elif spec.startswith("openai-embed:"):
-        from branchwise.models.embedders import OpenAIEmbedder, OpenAIEmbedderConfig
-        from branchwise.models.openai_http import OpenAITransport
-
-        _check_config(config, OpenAIEmbedderConfig, spec)
-        hs = parse_http_spec(spec, "openai-embed:")
-        emb = OpenAIEmbedder(OpenAITransport(hs.base_url), hs.model, config)  # type: ignore[arg-type]
-    else:
-        raise _unknown("embedder", spec, EMBEDDER_SPECS)
+    factory, arg = _resolve(EMBEDDER_BACKENDS, spec, "embedder")
+    emb: Embedder = factory(arg, config)
     if cache_dir is not None:
         return CachedEmbedder(emb, Path(cache_dir) / EMBED_CACHE_FILE)
     return CachedEmbedder(emb) if memory_cache else emb
 
+
+# -- the registered backends (LLM_BACKENDS / EMBEDDER_BACKENDS name these) ------------------
+def embedded_llm(arg: str, config: "LlamaCppConfig | None") -> LLM:
+    from branchwise.models.embedded import EMBEDDED_NAME, ensure_embedded_model
+    from branchwise.models.llamacpp import LlamaCppConfig, LlamaCppLLM
+
+    _check_config(config, LlamaCppConfig, "default")
+    return LlamaCppLLM(ensure_embedded_model(), config, name=EMBEDDED_NAME)  # type: ignore[arg-type]
+
+
+def llamacpp_llm(arg: str, config: "LlamaCppConfig | None") -> LLM:
+    from branchwise.models.llamacpp import LlamaCppConfig, LlamaCppLLM
+
+    _check_config(config, LlamaCppConfig, "llamacpp:")
+    path = Path(arg).expanduser()
+    if not path.is_file():
+        raise InputError(f"GGUF model file not found: {path}.", fix="pass llamacpp:/absolute/path/model.gguf.")
+    return LlamaCppLLM(path, config)  # type: ignore[arg-type]
+
+
+def openai_llm(arg: str, config: "OpenAIConfig | None") -> LLM:
+    from branchwise.models.openai_http import OpenAIConfig, OpenAILLM, OpenAITransport
+
+    _check_config(config, OpenAIConfig, "openai:")
+    hs = parse_http_spec("openai:" + arg, "openai:")
+    return OpenAILLM(OpenAITransport(hs.base_url, config=config), hs.model)  # type: ignore[arg-type]
+
+
+def hf_llm(arg: str, config: "HFConfig | None") -> LLM:
+    from branchwise.models.hf import HFConfig, HFLLM
+
+    _check_config(config, HFConfig, "hf:")
+    return HFLLM(arg, config)  # type: ignore[arg-type]
+
+
+def default_st_embedder(arg: str, config: "SentenceTransformerConfig | None") -> Embedder:
+    from branchwise.models.embedders import SentenceTransformerConfig, default_embedder
+
+    _check_config(config, SentenceTransformerConfig, "default")
+    return default_embedder(config)  # type: ignore[arg-type]
+
+
+def st_embedder(arg: str, config: "SentenceTransformerConfig | None") -> Embedder:
+    from branchwise.models.embedders import SentenceTransformerConfig, SentenceTransformerEmbedder
+
+    _check_config(config, SentenceTransformerConfig, "st:")
+    return SentenceTransformerEmbedder(arg, config=config)  # type: ignore[arg-type]
+
+
+def openai_embedder(arg: str, config: "OpenAIEmbedderConfig | None") -> Embedder:
+    from branchwise.models.embedders import OpenAIEmbedder, OpenAIEmbedderConfig
+    from branchwise.models.openai_http import OpenAITransport
+
+    _check_config(config, OpenAIEmbedderConfig, "openai-embed:")
+    hs = parse_http_spec("openai-embed:" + arg, "openai-embed:")
+    return OpenAIEmbedder(OpenAITransport(hs.base_url), hs.model, config)  # type: ignore[arg-type]
+
+
+#: example specs, for help texts (derived from the registries)
+LLM_SPECS = _examples(LLM_BACKENDS)
+EMBEDDER_SPECS = _examples(EMBEDDER_BACKENDS)

@@ -85,7 +85,8 @@ class NavigatorConfig:
         dense_prior_weight: trust of the embedding prior relative to one scorer judgement.
         bm25_prior_weight: trust of the BM25 prior (leaves only).
         seed: seeds the calibration-leaf sampling (combined with the question text).
-        keep_prompts: keep full prompt texts in the trace (else hashes and token counts).
+        keep_prompts: keep the scorers' prompt texts in the trace (on by default; hashes and
+            token counts are always kept).
         calib: the calibration fit settings.
     """
 
@@ -102,7 +103,7 @@ class NavigatorConfig:
     dense_prior_weight: float = 1.0
     bm25_prior_weight: float = 1.0
     seed: int = 0
-    keep_prompts: bool = False
+    keep_prompts: bool = True
     calib: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:

@@ -105,9 +105,13 @@ class EmbeddingScorer:
         span = max(1e-9, self.config.high - self.config.low)
         for req in requests:
             t0 = time.perf_counter()
-            cos = self.vectors.vectors([it.node_id for it in req.items]) @ self._query(req.question)
+            ids = [it.node_id for it in req.items]
+            cos = self.vectors.vectors(ids) @ self._query(req.question)
             scores = np.clip((cos - self.config.low) / span, 0.0, 1.0)
-            out.append(SlateScores(scores=[float(s) for s in scores], latency_s=time.perf_counter() - t0))
+            # what was scored, for the trace: the query text embedded, against these nodes' vectors
+            msgs = [Message("user", f"cosine of the query with node vectors {', '.join(ids)}\nquery: {req.question}")]
+            out.append(SlateScores(scores=[float(s) for s in scores], prompt=msgs[0].content, prompt_hash=prompt_hash(msgs),
+                                   latency_s=time.perf_counter() - t0))
         return out
 
 
@@ -121,12 +125,12 @@ class YesNoScorerConfig:
     Attributes:
         max_item_chars: item text is cut to this many characters.
         show_prior: append the retrieval scores after the item (InsertRank, arXiv 2506.14086).
-        keep_prompt: keep the last item's prompt text in the result (for traces).
+        keep_prompt: keep the last item's prompt text in the result (for traces; on by default).
     """
 
     max_item_chars: int = 600
     show_prior: bool = False
-    keep_prompt: bool = False
+    keep_prompt: bool = True
 
 
 def p_yes(logprob_yes: float, logprob_no: float) -> float:
@@ -145,7 +149,7 @@ class YesNoScorer:
     into batched forward passes.
     """
 
-    name = "yes_no"
+    name = "yesno"
 
     def __init__(self, llm: LLM, config: YesNoScorerConfig = YesNoScorerConfig()):
         self.llm = llm
@@ -201,7 +205,7 @@ class LLMSlateScorerConfig:
         show_prior: show retrieval scores next to the items (InsertRank).
         retries: extra attempts after malformed output, each stating the problem.
         concurrency: slates scored in parallel (useful for HTTP backends only).
-        keep_prompt: keep the prompt text in the result (for traces).
+        keep_prompt: keep the prompt text in the result (for traces; on by default).
     """
 
     max_item_chars: int = 600
@@ -210,7 +214,7 @@ class LLMSlateScorerConfig:
     show_prior: bool = False
     retries: int = 1
     concurrency: int = 1
-    keep_prompt: bool = False
+    keep_prompt: bool = True
 
 
 def parse_slate_scores(value: Any, n_items: int) -> tuple[list[float], str]:
@@ -244,7 +248,7 @@ def parse_slate_scores(value: Any, n_items: int) -> tuple[list[float], str]:
 class LLMSlateScorer:
     """One JSON-constrained LLM call per slate (LATTICE's listwise scoring)."""
 
-    name = "llm_slate"
+    name = "llm"
 
     def __init__(self, llm: LLM, config: LLMSlateScorerConfig = LLMSlateScorerConfig()):
         self.llm = llm
@@ -304,3 +308,29 @@ class LLMSlateScorer:
             return [self._one(r) for r in requests]
         with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             return list(pool.map(self._one, requests))
+
+
+# ---------------------------------------------------------------------------------------
+# the registered scorers (branchwise.navigation.registry.SCORERS)
+# ---------------------------------------------------------------------------------------
+def embedding_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) -> EmbeddingScorer:
+    """Cosine of the query and the index's node vectors (summaries and chunk embeddings)."""
+    from branchwise.navigation.priors import IndexNodeVectors
+
+    return EmbeddingScorer(IndexNodeVectors(index, index.tree), index.embedder)
+
+
+def yesno_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) -> YesNoScorer:
+    return YesNoScorer(_need_llm(llm, "yesno"))
+
+
+def llm_slate_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) -> LLMSlateScorer:
+    return LLMSlateScorer(_need_llm(llm, "llm"))
+
+
+def _need_llm(llm: LLM | None, name: str) -> LLM:
+    if llm is None:
+        from branchwise.errors import InputError
+
+        raise InputError(f"scorer {name!r} needs an LLM.", fix="pass llm=..., or use scorer='embedding'.")
+    return llm

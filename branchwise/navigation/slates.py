@@ -15,13 +15,12 @@ instructions to follow.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from branchwise.models.base import Message
+from branchwise.models.base import Message, messages_text, prompt_hash  # noqa: F401  (re-exported)
 
 ItemRole = Literal["child", "calibration"]
 
@@ -133,22 +132,6 @@ def quote_passage(text: str, max_chars: int) -> str:
     """Flatten whitespace, cut to ``max_chars`` and neutralise ``<passage>`` look-alikes."""
     flat = _SPACE.sub(" ", _TAG.sub("[tag]", text)).strip()
     return flat if len(flat) <= max_chars else flat[: max_chars - 1].rstrip() + "…"
-
-
-def prompt_hash(messages: Sequence[Message]) -> str:
-    """A 16-hex-digit hash of a rendered prompt (stable across runs and machines)."""
-    h = hashlib.sha256()
-    for m in messages:
-        h.update(m.role.encode())
-        h.update(b"\0")
-        h.update(m.content.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def messages_text(messages: Sequence[Message]) -> str:
-    """All message contents joined (for token counting and the trace)."""
-    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
 
 
 def _prior_note(request: SlateRequest, i: int) -> str:

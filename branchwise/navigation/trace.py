@@ -34,7 +34,7 @@ class TraversalStep:
         path_scores: path relevance per item after this iteration's fit.
         pruned: ids of children pruned (local score at or below the threshold).
         reasoning: the scorer's explanation, if any.
-        prompt_hash: hash of the rendered prompt ("" for non-LLM scorers).
+        prompt_hash: hash of the rendered prompt (for the embedding scorer: of the query and the items).
         prompt: the prompt text, when the navigator is configured to keep prompts.
         prompt_tokens: prompt tokens spent on this slate.
         completion_tokens: generated tokens spent on this slate.

@@ -14,7 +14,7 @@ ranks so one retriever's confident mistake does not dominate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from branchwise.errors import InputError
 from branchwise.models.base import Embedder
@@ -109,3 +109,16 @@ class HybridRetriever:
         depth = max(k, self.config.depth)
         fused = reciprocal_rank_fusion([r.retrieve(query, depth) for r in self.retrievers], self.config.rrf_k)
         return fused[:k]
+
+
+# -- the registered flat retrievers (branchwise.retrieval.registry.RETRIEVERS) -------------
+def hybrid_search(index: Any) -> Callable[[str, int], list[ScoredChunk]]:
+    return index.search_hybrid  # type: ignore[no-any-return]
+
+
+def dense_search(index: Any) -> Callable[[str, int], list[ScoredChunk]]:
+    return index.search_dense  # type: ignore[no-any-return]
+
+
+def bm25_search(index: Any) -> Callable[[str, int], list[ScoredChunk]]:
+    return index.search_bm25  # type: ignore[no-any-return]

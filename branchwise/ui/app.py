@@ -32,7 +32,9 @@ from branchwise.ui import chunk_view as cv
 from branchwise.ui import trace_tables as tt
 from branchwise.ui import trace_view as tv
 from branchwise.ui.sessions import ChatService, ChatSession, ChatUpdate, ModelPool, Workspace
-from branchwise.ui.settings import COMPRESSION_CHOICES, SCORER_CHOICES, ChatSettings, ServerConfig
+from branchwise.compression.registry import COMPRESSORS
+from branchwise.navigation.registry import SCORERS
+from branchwise.ui.settings import ChatSettings, ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +212,9 @@ class _Handlers:
             progress(0.05, desc="building the index")
             embedder = self.service.pool.embedder(embedder_spec)
             llm = self.service.pool.llm(llm_spec) if summaries == "llm" else None
-            built = ws.build(batch, name, embedder=embedder, embedder_spec=embedder_spec, llm=llm, summaries=summaries)
+            knobs = dataclasses.replace(ChatSettings.from_settings(self.service.base), embedder=embedder_spec,
+                                        llm=llm_spec, summaries=summaries)  # type: ignore[arg-type]
+            built = ws.build(batch, name, knobs.apply(self.service.base), embedder=embedder, llm=llm)
         except BranchwiseError as e:
             raise gr.Error(str(e)) from e
         choices = ws.index_choices()
@@ -236,7 +240,8 @@ def make_app(
     workdir: str | Path,
     pool: ModelPool | None = None,
     config: ServerConfig | None = None,
-    defaults: ChatSettings = ChatSettings(),
+    settings: Any = None,
+    defaults: ChatSettings | None = None,
 ) -> gr.Blocks:
     """Build the chat app (not launched; see :func:`launch_app`).
 
@@ -245,14 +250,20 @@ def make_app(
         workdir: the directory uploads and new indexes are confined to.
         pool: shared models (default: loaded from specs on first use).
         config: server settings (only the limits and ``allow_custom_specs`` matter here).
-        defaults: the initial values of the Settings tab.
+        settings: the :class:`branchwise.Settings` every question is assembled from (default:
+            from the environment); the Settings tab's knobs are applied on top of it.
+        defaults: the initial values of the Settings tab (default: those of ``settings``).
     """
+    from branchwise.assembly.settings import Settings
+
     config = config or ServerConfig(workdir=Path(workdir))
+    settings = settings or Settings.from_env()
+    defaults = defaults or ChatSettings.from_settings(settings)
     pool = pool or ModelPool(allow_custom=config.allow_custom_specs,
                              known_llms=("default", defaults.llm),
                              known_embedders=("default", defaults.embedder))
     given = {Path(index).resolve().name: Path(index)} if index is not None else {}
-    service = ChatService(pool, Workspace(Path(workdir), given))
+    service = ChatService(pool, Workspace(Path(workdir), given), settings)
     h = _Handlers(service, config)
     choices = service.workspace.index_choices()
     first = choices[0] if choices else None
@@ -320,7 +331,7 @@ def make_app(
                                       allow_custom_value=pool.allow_custom,
                                       info="writes the answer (and plans, judges evidence, scores with yesno / llm); "
                                            "default = the embedded Qwen2.5 1.5B")
-                    scorer = gr.Radio(list(SCORER_CHOICES), value=defaults.scorer, label="Tree scorer",
+                    scorer = gr.Radio(list(SCORERS.names()), value=defaults.scorer, label="Tree scorer",
                                       info="how the navigator scores a node's children: embedding = similarity to the "
                                            "question, no LLM calls; yesno / llm = the LLM judges each slate and "
                                            "explains its scores")
@@ -334,7 +345,7 @@ def make_app(
                                            info="1 = retrieve once; more = search again for what is missing")
                         budget = gr.Slider(128, 4096, value=defaults.budget_tokens, step=64,
                                            label="Context token budget", info="evidence tokens given to the LLM")
-                    compression = gr.Dropdown(list(COMPRESSION_CHOICES), value=defaults.compression,
+                    compression = gr.Dropdown(list(COMPRESSORS.names()), value=defaults.compression,
                                               label="Compression",
                                               info="how evidence is cut to the budget: none, extractive (keeps "
                                                    "the most relevant sentences), abstractive (the LLM summarises), "

@@ -200,13 +200,11 @@ class Workspace:
         log.info("saved %d upload(s) to %s", len(files), batch)
         return batch
 
-    def build(self, source: Path, name: str, *, embedder: Embedder, embedder_spec: str, llm: LLM | None,
-              summaries: str, progress: bool = True) -> str:
-        """Build an index of ``source`` (an upload batch) as ``indexes/<name>``; returns its name."""
-        from branchwise.indexing.pipeline import IndexConfig, build_index
-        from branchwise.indexing.chunk_stage import IndexBuildConfig
-        from branchwise.indexing.tree_build import TreeConfig
-        from branchwise.indexing.summarize import SummaryConfig
+    def build(self, source: Path, name: str, settings: Any, *, embedder: Embedder, llm: LLM | None,
+              progress: bool = True) -> str:
+        """Build an index of ``source`` (an upload batch) as ``indexes/<name>`` with ``settings``
+        (a :class:`branchwise.Settings`) through the composition root; returns its name."""
+        from branchwise.assembly.root import build_index
 
         if not _inside(source, self.root / UPLOADS_DIR):
             raise InputError("indexes are built only from files uploaded to this app.", fix="upload the files first.")
@@ -214,13 +212,8 @@ class Workspace:
         out = self.root / INDEXES_DIR / name
         if out.exists() or name in self._extra:
             raise InputError(f"an index named {name!r} exists already.", fix="choose another name.")
-        config = IndexConfig(
-            chunk=IndexBuildConfig(embedder_spec=embedder_spec),
-            tree=TreeConfig(summary=SummaryConfig(mode=summaries)),  # type: ignore[arg-type]
-            graph="off",
-        )
         with self._build_lock:  # one build at a time: it saturates the CPU anyway
-            build_index(source, out, embedder=embedder, llm=llm, config=config, progress=progress)
+            build_index(source, out, settings, embedder=embedder, llm=llm, progress=progress)
         return name
 
 
@@ -266,9 +259,12 @@ _STEP_NODES = frozenset({"feedback", "compress"})
 class ChatService:
     """Answers questions over the workspace's indexes with the pool's shared models."""
 
-    def __init__(self, pool: ModelPool, workspace: Workspace) -> None:
+    def __init__(self, pool: ModelPool, workspace: Workspace, base: Any = None) -> None:
+        from branchwise.assembly.settings import Settings
+
         self.pool = pool
         self.workspace = workspace
+        self.base = base or Settings.from_env()  # what the Settings tab's knobs are applied to
         self._indexes: dict[Path, Any] = {}
         self._lock = threading.Lock()
 
@@ -286,7 +282,7 @@ class ChatService:
 
     def stream(self, question: str, index_name: str, settings: ChatSettings) -> Iterator[ChatUpdate]:
         """Run ``question`` and yield an update per agent event; the last one has the answer."""
-        from branchwise.facade import build_agent
+        from branchwise.assembly.root import build_agent
 
         if not question.strip():
             raise InputError("the question is empty.", fix="type a question first.")
@@ -300,7 +296,7 @@ class ChatService:
             update.steps.append(f"loading the LLM {settings.llm!r} (first use)")
             yield update
         llm = self.pool.llm(settings.llm)
-        with build_agent(index, llm=llm, **settings.agent_kwargs()) as agent:
+        with build_agent(index, settings.apply(self.base), llm=llm) as agent:
             for event in agent.stream(question):
                 update.elapsed_s = time.perf_counter() - t0
                 if event.kind == "token":

@@ -19,29 +19,28 @@ from typing import Any, Literal
 
 from branchwise.errors import InputError
 
-CompressionChoice = Literal["none", "extractive", "abstractive", "color"]
-ScorerChoice = Literal["embedding", "yesno", "llm"]
 SummaryChoice = Literal["extractive", "llm"]
-
-COMPRESSION_CHOICES: tuple[str, ...] = ("none", "extractive", "abstractive", "color")
-SCORER_CHOICES: tuple[str, ...] = ("embedding", "yesno", "llm")
 
 
 @dataclass(frozen=True, slots=True)
 class ChatSettings:
-    """What one question is answered with (the Settings tab).
+    """What one question is answered with (the Settings tab): a view of :class:`branchwise.Settings`.
+
+    The defaults are those of ``branchwise.Settings()`` (a test keeps them equal), and
+    :meth:`apply` writes the knobs back into a ``Settings``, which the composition root
+    assembles exactly as for ``bw.ask`` and ``branchwise ask``.
 
     Attributes:
         llm: LLM spec (``default`` = the embedded Qwen2.5-Coder-1.5B GGUF, or a spec
             registered with the app, see :class:`~branchwise.ui.sessions.ModelPool`).
         embedder: embedder spec used when *building* a new index from uploads; an opened
             index always uses the embedder recorded in its manifest.
-        scorer: tree-navigation scorer (``embedding`` makes no LLM calls).
+        scorer: tree-navigation scorer (a name in ``navigation.registry.SCORERS``).
         beam: navigator beam width B.
         iterations: navigator iterations N.
         rounds: agent retrieval rounds (1 = retrieve once, then answer).
-        budget_tokens: evidence tokens handed to the generator (the compressor's budget).
-        compression: context compression mode.
+        budget_tokens: evidence tokens handed to the generator.
+        compression: context compressor (a name in ``compression.registry.COMPRESSORS``).
         use_graph: add the GRAG graph route when the index has a graph.
         summaries: how a new index's tree is summarised (``extractive`` needs no LLM and
             builds in seconds; ``llm`` writes abstractive summaries, one call per node).
@@ -49,45 +48,53 @@ class ChatSettings:
 
     llm: str = "default"
     embedder: str = "default"
-    scorer: ScorerChoice = "embedding"
+    scorer: str = "embedding"
     beam: int = 2
     iterations: int = 10
     rounds: int = 2
-    budget_tokens: int = 1200
-    compression: CompressionChoice = "extractive"
+    budget_tokens: int = 384
+    compression: str = "extractive"
     use_graph: bool = True
-    summaries: SummaryChoice = "extractive"
+    summaries: SummaryChoice = "llm"
 
     def __post_init__(self) -> None:
+        from branchwise.compression.registry import COMPRESSORS
+        from branchwise.navigation.registry import SCORERS
+
         bad = [name for name, ok in (
             ("beam", 1 <= self.beam <= 16),
             ("iterations", 1 <= self.iterations <= 100),
             ("rounds", 1 <= self.rounds <= 6),
             ("budget_tokens", 64 <= self.budget_tokens <= 32_000),
-            ("compression", self.compression in COMPRESSION_CHOICES),
-            ("scorer", self.scorer in SCORER_CHOICES),
+            ("compression", self.compression in COMPRESSORS),
+            ("scorer", self.scorer in SCORERS),
             ("summaries", self.summaries in ("extractive", "llm")),
         ) if not ok]
         if bad:
             raise InputError(
                 f"chat settings out of range: {', '.join(bad)}.",
                 fix="use beam 1-16, iterations 1-100, rounds 1-6, a budget of 64-32000 tokens, "
-                f"compression one of {', '.join(COMPRESSION_CHOICES)}, scorer one of {', '.join(SCORER_CHOICES)}.",
+                f"compression one of {', '.join(COMPRESSORS.names())}, scorer one of {', '.join(SCORERS.names())}.",
             )
 
-    def agent_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`branchwise.facade.build_agent` (without index and LLM)."""
-        from branchwise.agents.config import AgentConfig
-        from branchwise.compression.base import CompressionConfig
-        from branchwise.navigation.navigator import NavigatorConfig
+    @classmethod
+    def from_settings(cls, s: Any) -> "ChatSettings":
+        """The Settings-tab values of a :class:`branchwise.Settings`."""
+        return cls(llm=s.llm_spec(), embedder=s.embedder, scorer=s.scorer, beam=s.navigator.beam,
+                   iterations=s.navigator.iterations, rounds=s.agent.max_rounds,
+                   budget_tokens=s.agent.context_budget_tokens, compression=s.compression.mode,
+                   use_graph=s.graph_route, summaries=s.index.tree.summary.mode)
 
-        return {
-            "config": AgentConfig(max_rounds=self.rounds, context_budget_tokens=self.budget_tokens),
-            "scorer": self.scorer,
-            "navigator": NavigatorConfig(beam=self.beam, iterations=self.iterations),
-            "compression": CompressionConfig(mode=self.compression, budget_tokens=self.budget_tokens),
-            "use_graph": self.use_graph,
-        }
+    def apply(self, base: Any) -> Any:
+        """``base`` (a :class:`branchwise.Settings`) with these knobs."""
+        import dataclasses
+
+        tree = base.index.tree
+        tree = dataclasses.replace(tree, summary=dataclasses.replace(tree.summary, mode=self.summaries))
+        return base.replace(llm=self.llm, embedder=self.embedder, scorer=self.scorer, graph_route=self.use_graph,
+                            agent={"max_rounds": self.rounds, "context_budget_tokens": self.budget_tokens},
+                            navigator={"beam": self.beam, "iterations": self.iterations},
+                            compression={"mode": self.compression}, index={"tree": tree})
 
 
 def is_loopback(host: str) -> bool:

@@ -356,7 +356,7 @@ def test_compress_with_a_compressor_records_its_stats(fake_index: FakeIndex) -> 
     )
     assert update["compression"] | {} == {
         "method": "extractive",
-        "budget_tokens": 1200,
+        "budget_tokens": AgentConfig().context_budget_tokens,
         "tokens_before": 100,
         "tokens_after": 12,
         "ratio": 0.12,

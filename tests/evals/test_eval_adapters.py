@@ -21,7 +21,7 @@ def test_navigator_with_embedding_scorer_uses_no_llm(tree_index) -> None:
 
 def test_navigator_with_yes_no_scorer_counts_its_forward_passes(tree_index, tmp_path: Path) -> None:
     llm = ScriptedLLM()  # every continuation log(0.5): uninformative but valid
-    (nav,) = build_systems(["navigator:yes_no"], SystemContext(tree_index, lambda: llm, tmp_path / "c.sqlite", k=4))
+    (nav,) = build_systems(["navigator:yesno"], SystemContext(tree_index, lambda: llm, tmp_path / "c.sqlite", k=4))
     out = nav.run(QUESTION)
     assert out.usage.llm_calls == len(llm.calls) > 0
     assert {h.chunk_id for h in out.retrieved} <= {"lava#0", "volcano#0", "bread#0", "oven#0"}
@@ -40,15 +40,20 @@ def test_agent_variants_answer_with_citations_and_usage(tree_index, tmp_path: Pa
     assert len(outs["agent_hybrid"].retrieved) == 4
 
 
-def test_agent_variants_set_the_generator_budget(tree_index, tmp_path: Path) -> None:
-    from branchwise.compression.base import CompressionConfig
-
-    ctx = SystemContext(tree_index, lambda: ScriptedLLM(), tmp_path / "c.sqlite")
-    systems = {s.name: s for s in build_systems(["agent", "agent_tight", "agent_nocompress"], ctx)}
-    budgets = {n: s._config.context_budget_tokens for n, s in systems.items()}
+def test_agent_variants_are_settings_over_the_runs_settings(tree_index, tmp_path: Path) -> None:
+    from branchwise import Settings
     from branchwise.agents import AgentConfig
 
-    assert budgets == {"agent": CompressionConfig().budget_tokens, "agent_tight": 100,
-                       "agent_nocompress": AgentConfig().context_budget_tokens}
+    base = Settings(scorer="embedding").replace(agent={"max_rounds": 1})
+    ctx = SystemContext(tree_index, lambda: ScriptedLLM(), tmp_path / "c.sqlite", settings=base)
+    systems = {s.name: s for s in build_systems(["agent", "agent_tight", "agent_nocompress", "agent_hybrid"], ctx)}
+    settings = {n: s.assembly.settings for n, s in systems.items()}
+    budgets = {n: s.agent.context_budget_tokens for n, s in settings.items()}
+    assert budgets == {"agent": AgentConfig().context_budget_tokens, "agent_tight": 100,
+                       "agent_nocompress": AgentConfig().context_budget_tokens, "agent_hybrid": AgentConfig().context_budget_tokens}
+    # every variant keeps the run's settings, changes only its own, and answers in the eval's style
+    assert all(s.agent.max_rounds == 1 and s.agent.answer_style == "short" for s in settings.values())
+    assert settings["agent_nocompress"].compression.mode == "none" and settings["agent"].compression.mode == "extractive"
+    assert settings["agent_hybrid"].agent.retrieval == "hybrid" and settings["agent"].agent.retrieval == "auto"
     out = systems["agent_tight"].run(QUESTION)
     assert out.context_tokens <= 100

@@ -43,7 +43,7 @@ def trace() -> TraversalTrace:
 
 
 def test_trace_records_every_slate(trace: TraversalTrace):
-    assert trace.question == "wing lift" and trace.scorer == "llm_slate"
+    assert trace.question == "wing lift" and trace.scorer == "llm"
     assert [s.expanded for s in trace.steps] == ["r", "x", "y"]
     first = trace.steps[0]
     assert first.items == ["x", "y"] and first.roles == ["child", "child"]

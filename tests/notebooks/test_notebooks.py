@@ -96,6 +96,22 @@ def test_notebooks_are_committed_without_outputs(name: str) -> None:
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
 
 
+@pytest.mark.parametrize("name", ["quickstart", "traversal_traces", "eval_report"])
+def test_notebooks_use_only_the_public_api(name: str) -> None:
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert not re.findall(r"^\s*(?:from branchwise\b|import branchwise\.)", code, re.M), "use `import branchwise as bw`"
+
+
+def test_the_readme_command_to_run_notebooks_is_installed() -> None:
+    import subprocess
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    done = subprocess.run([str(jupyter), "execute", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "execute" in done.stdout.lower()
+    assert "jupyter execute quickstart.ipynb" in (NOTEBOOKS / "README.md").read_text()
+
+
 @pytest.mark.real_llm
 def test_quickstart_indexes_asks_and_cites(kernel_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     work = tmp_path / "work"

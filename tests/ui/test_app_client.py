@@ -16,6 +16,7 @@ import httpx
 import pytest
 from conftest import DEMO_QUESTION, StreamingScriptedLLM, grounded_reply
 
+from branchwise import Settings
 from branchwise.errors import InputError
 from branchwise.ui.sessions import Workspace, safe_name
 
@@ -241,7 +242,7 @@ def test_workspace_copies_uploads_inside_and_refuses_other_types(tmp_path: Path)
     with pytest.raises(InputError, match="no index named"):
         ws.index_path("../work")
     with pytest.raises(InputError, match="only from files uploaded"):
-        ws.build(tmp_path, "x", embedder=None, embedder_spec="default", llm=None, summaries="extractive")  # type: ignore[arg-type]
+        ws.build(tmp_path, "x", Settings(), embedder=None, llm=None)  # type: ignore[arg-type]
 
 
 def test_basic_auth_is_required_when_configured(demo_index: Path, real_embedder: Any, launch) -> None:

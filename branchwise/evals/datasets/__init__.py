@@ -19,19 +19,18 @@ Each dataset keeps its own license; cite it where results are reported.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
-from branchwise.errors import InputError
 from branchwise.evals.datasets.ir import load_beir, load_cranfield, load_trec, load_vaswani
 from branchwise.evals.datasets.leval import load_leval, load_nq_long, load_quality
 from branchwise.evals.datasets.multihop import load_2wiki, load_hotpotqa, load_musique
 from branchwise.evals.datasets.types import EvalDataset, EvalQuestion, SupportingFact
+from branchwise.registry import Registry
 
 __all__ = [
     "EvalDataset",
     "EvalQuestion",
     "SupportingFact",
-    "LOADERS",
+    "DATASETS",
     "SHARED_PATHS",
     "load_dataset",
     "load_2wiki",
@@ -46,17 +45,16 @@ __all__ = [
     "load_vaswani",
 ]
 
-#: name -> loader taking the path (file or directory) of the local copy.
-LOADERS: dict[str, Callable[[Path], EvalDataset]] = {
-    "hotpotqa": load_hotpotqa,
-    "2wikimultihopqa": load_2wiki,
-    "musique": load_musique,
-    "beir": load_beir,
-    "vaswani": load_vaswani,
-    "cranfield": load_cranfield,
-    "quality": load_quality,
-    "nq_long": load_nq_long,
-}
+#: name -> loader taking the path (file or directory) of the local copy (``--dataset``).
+DATASETS: Registry = Registry("dataset", "--dataset")
+DATASETS.register("hotpotqa", load_hotpotqa, "HotpotQA (multi-hop QA, distractor setting)")
+DATASETS.register("2wikimultihopqa", load_2wiki, "2WikiMultihopQA (multi-hop QA)")
+DATASETS.register("musique", load_musique, "MuSiQue (multi-hop QA)")
+DATASETS.register("beir", load_beir, "a BEIR retrieval dataset folder")
+DATASETS.register("vaswani", load_vaswani, "Vaswani / NPL (IR test collection, TREC format)")
+DATASETS.register("cranfield", load_cranfield, "Cranfield (IR test collection)")
+DATASETS.register("quality", load_quality, "QuALITY long stories, multiple choice (L-Eval)")
+DATASETS.register("nq_long", load_nq_long, "Natural Questions on long Wikipedia pages (L-Eval)")
 
 #: the file or directory each loader expects inside ``/work/shared/data`` (for defaults).
 SHARED_PATHS: dict[str, str] = {
@@ -70,7 +68,4 @@ SHARED_PATHS: dict[str, str] = {
 
 def load_dataset(name: str, path: Path) -> EvalDataset:
     """Load dataset ``name`` from the local ``path``; InputError lists the known names."""
-    loader = LOADERS.get(name.lower())
-    if loader is None:
-        raise InputError(f"unknown dataset {name!r}.", fix=f"use one of: {', '.join(sorted(LOADERS))}.")
-    return loader(Path(path))
+    return DATASETS.create(name.lower(), Path(path))  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Serving branchwise: the LangGraph server's graph factory (:mod:`~branchwise.server.langgraph_app`)."""
