@@ -2,6 +2,8 @@
 
     agent = Agent(index, llm, AgentConfig(max_rounds=2), checkpoint_path="runs.sqlite")
     answer = agent.ask("Who wrote Dracula?")          # Answer(text, citations, trace, usage)
+    answer = agent.ask("Where was he born?", history=[{"role": "user", "content": "Who wrote Dracula?"},
+                       {"role": "assistant", "content": answer.text}])   # a follow-up
     for event in agent.stream("Who wrote Dracula?"):  # AgentEvent: step / progress / token / answer
         ...
     answer = agent.resume(thread_id)                  # continue a run that failed midway
@@ -19,7 +21,7 @@ import sqlite3
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -28,6 +30,7 @@ from branchwise.agents.config import AgentConfig
 from branchwise.agents.deps import AgentDeps, ChunkIndex, GraphSearch, TreeSearch
 from branchwise.agents.events import AgentEvent, event_from_custom, step_summary
 from branchwise.agents.graph import build_graph
+from branchwise.agents.nodes_context import normalize_history
 from branchwise.agents.state import AgentInput
 from branchwise.agents.trace import AgentTrace
 from branchwise.errors import BranchwiseError, InputError
@@ -124,20 +127,34 @@ class Agent:
         self.last_thread_id = thread_id or uuid.uuid4().hex
         return self.last_thread_id
 
-    def ask(self, question: str, *, thread_id: str | None = None) -> Answer:
-        """Answer ``question``; the answer carries citations, usage and the :class:`AgentTrace`."""
+    @staticmethod
+    def _inputs(question: str, history: Sequence[Mapping[str, Any]] | None) -> AgentInput:
         if not question or not question.strip():
             raise InputError("the question is empty.", fix="pass a non-empty question.")
+        # always sent (empty for a first question), so a reused thread never keeps an old conversation
+        return {"question": question, "history": normalize_history(history)}
+
+    def ask(self, question: str, *, history: Sequence[Mapping[str, Any]] | None = None,
+            thread_id: str | None = None) -> Answer:
+        """Answer ``question``; the answer carries citations, usage and the :class:`AgentTrace`.
+
+        ``history``: the conversation before ``question`` (``[{"role": "user" | "assistant",
+        "content": ...}, ...]``, oldest first). A follow-up is then rewritten into a
+        standalone question first (see :mod:`~branchwise.agents.nodes_context`); the trace
+        records both.
+        """
+        inputs = self._inputs(question, history)
         tid = self._thread(thread_id)
-        state = self.graph.invoke({"question": question}, self._run_config(tid), context=self.deps)
+        state = self.graph.invoke(inputs, self._run_config(tid), context=self.deps)
         return answer_from_state(state, thread_id=tid, config=self.config)
 
-    def stream(self, question: str, *, thread_id: str | None = None) -> Iterator[AgentEvent]:
-        """Run ``question`` and yield its events; the last one is the ``"answer"`` event."""
-        if not question or not question.strip():
-            raise InputError("the question is empty.", fix="pass a non-empty question.")
+    def stream(self, question: str, *, history: Sequence[Mapping[str, Any]] | None = None,
+               thread_id: str | None = None) -> Iterator[AgentEvent]:
+        """Run ``question`` (a follow-up of ``history``, as in :meth:`ask`) and yield its
+        events; the last one is the ``"answer"`` event."""
+        inputs = self._inputs(question, history)
         tid = self._thread(thread_id)
-        yield from self._stream({"question": question}, tid)
+        yield from self._stream(inputs, tid)
 
     def resume(self, thread_id: str) -> Answer:
         """Continue the run of ``thread_id`` from its last checkpoint and return its answer."""

@@ -66,6 +66,12 @@ def step_summary(node: str, update: dict[str, Any] | None) -> AgentEvent:
     update = update or {}
     data: dict[str, Any] = {}
     parts: list[str] = []
+    if "contextualize" in update:
+        ctx = update["contextualize"]
+        data["standalone_question"], data["rewritten"] = ctx["standalone"], ctx["method"] == "llm"
+        parts.append(f"standalone question: {ctx['standalone']}" if data["rewritten"]
+                     else "no history: the question as asked" if ctx["method"] == "none"
+                     else "rewrite failed: the question as asked")
     if "pending_queries" in update:
         data["queries"] = list(_plain(update["pending_queries"]))
         parts.append(f"queries: {data['queries']}")

@@ -2,14 +2,17 @@
 
 Topology (RFM-RAG loop, arXiv 2508.17862, over LATTICE / hybrid / GRAG retrieval)::
 
-    START → plan ─route_retrieval─▶ retrieve_tree | retrieve_index | graph_retrieve ─▶ distill
-                ▲                        (one or several, in parallel)                  │
-                └── route_retrieval ◀── gap_query ◀─continue─ feedback ◀────────────────┘
-                                                                │ answer
-                                                                ▼
-                                                 compress ─▶ generate ─▶ END
+    START → contextualize → plan ─route_retrieval─▶ retrieve_tree | retrieve_index | graph_retrieve ─▶ distill
+                               ▲                        (one or several, in parallel)                  │
+                               └── route_retrieval ◀── gap_query ◀─continue─ feedback ◀────────────────┘
+                                                                               │ answer
+                                                                               ▼
+                                                                compress ─▶ generate ─▶ END
 
-Nodes are small functions ``(state, runtime, env) -> partial update`` (see
+``contextualize`` turns a follow-up into a standalone question from the run's ``history``
+(no LLM call when there is none; see ``nodes_context``).
+
+Nodes are small functions ``(state, runtime, env) -> partial update`` (see ``nodes_context``,
 ``nodes_reason``, ``nodes_retrieve``, ``nodes_answer``); ``env`` (the :class:`AgentConfig`
 and optional default deps) is bound here with :func:`functools.partial`, while the run-time
 dependencies (index, LLM, retrievers, compressor) arrive per run as the LangGraph context
@@ -54,7 +57,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
-from branchwise.agents import nodes_answer, nodes_reason, nodes_retrieve, routers
+from branchwise.agents import nodes_answer, nodes_context, nodes_reason, nodes_retrieve, routers
 from branchwise.agents.config import AgentConfig
 from branchwise.agents.deps import AgentDeps, GraphEnv
 from branchwise.agents.state import AgentInput, AgentState
@@ -64,6 +67,7 @@ log = logging.getLogger(__name__)
 
 #: The nodes, in topological order; each is ``fn(state, runtime, env)``.
 NODES: dict[str, Callable[..., dict[str, Any]]] = {
+    "contextualize": nodes_context.contextualize,
     "plan": nodes_reason.plan,
     "retrieve_tree": nodes_retrieve.retrieve_tree,
     "retrieve_index": nodes_retrieve.retrieve_index,
@@ -109,7 +113,8 @@ def agent_builder(
         builder.add_node(name, functools.partial(fn, env=env), retry_policy=RETRY)
     route = functools.partial(routers.route_retrieval, env=env)
     retrieval_targets = list(get_args(routers.RetrievalNode))
-    builder.add_edge(START, "plan")
+    builder.add_edge(START, "contextualize")
+    builder.add_edge("contextualize", "plan")
     builder.add_conditional_edges("plan", route, retrieval_targets)
     for name in ("retrieve_tree", "retrieve_index", "graph_retrieve"):
         builder.add_edge(name, "distill")

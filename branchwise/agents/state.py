@@ -28,7 +28,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal
 
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from branchwise.types import Evidence
 
@@ -191,17 +191,47 @@ class CallRecord(TypedDict, total=False):
     attempts: int
 
 
+class ChatTurn(TypedDict):
+    """One earlier turn of the conversation a question belongs to (untrusted text)."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class ContextRecord(TypedDict):
+    """What the ``contextualize`` node did to the question (see :mod:`~branchwise.agents.nodes_context`).
+
+    ``method`` is ``"none"`` (no history: the question is searched as asked, no LLM call),
+    ``"llm"`` (rewritten into a standalone question) or ``"fallback"`` (the rewrite failed:
+    the question as asked). The node runs before ``plan``, which starts the per-question
+    logs afresh, so its own call, usage and notes are kept here and merged into the trace.
+    """
+
+    original: str
+    standalone: str
+    method: str
+    history_turns: int
+    usage: UsageRecord
+    calls: list[CallRecord]
+    notes: list[NoteRecord]
+
+
 class AgentInput(TypedDict):
-    """What a run takes: the question."""
+    """What a run takes: the question and, for a follow-up, the conversation before it."""
 
     question: str
+    history: NotRequired[list[ChatTurn]]
 
 
 class AgentState(TypedDict, total=False):
     """The whole state of one question's run.
 
     Attributes:
-        question: the user question (untrusted text).
+        question: the question searched and answered (untrusted text): the user's question,
+            or, for a follow-up, the standalone question ``contextualize`` wrote from it.
+        history: the conversation before the question (untrusted; empty for a first question).
+        original_question: the question as the user asked it.
+        contextualize: what the ``contextualize`` node did (:class:`ContextRecord`).
         triples: relational triples extracted by the planner.
         subqueries: sub-questions from the planner (the question itself on fallback).
         relational: the planner judged the question relational / multi-hop (graph route).
@@ -227,6 +257,9 @@ class AgentState(TypedDict, total=False):
     """
 
     question: str
+    history: list[ChatTurn]
+    original_question: str
+    contextualize: ContextRecord
     triples: list[Triple]
     subqueries: list[str]
     relational: bool

@@ -20,11 +20,13 @@ from typing import Any, Mapping
 from branchwise.agents.state import (
     CallRecord,
     AnswerRecord,
+    ContextRecord,
     CompressionRecord,
     NoteRecord,
     RetrievalRecord,
     RoundRecord,
     Triple,
+    add_usage,
 )
 from branchwise.errors import IndexFormatError
 from branchwise.files import atomic_write_text
@@ -39,12 +41,26 @@ def usage_from_record(rec: Mapping[str, Any]) -> Usage:
     return Usage(**{f.name: rec.get(f.name, f.default) for f in dataclasses.fields(Usage)})
 
 
+def _context_summary(ctx: ContextRecord | None) -> dict[str, Any] | None:
+    """What the trace keeps of a :class:`ContextRecord` (its calls, usage and notes are merged
+    into the trace's own)."""
+    if ctx is None:
+        return None
+    return {k: ctx[k] for k in ("original", "standalone", "method", "history_turns")}  # type: ignore[literal-required]
+
+
 @dataclass(slots=True)
 class AgentTrace:
     """The agent's record of one question.
 
     Attributes:
-        question: the question asked.
+        question: the question searched and answered: as asked, or for a follow-up the
+            standalone question written from the conversation.
+        original_question: the question as the user asked it ("" in traces written before
+            follow-ups existed).
+        contextualize: the rewrite of a follow-up (``original``, ``standalone``, ``method``
+            ``"none"`` / ``"llm"`` / ``"fallback"``, ``history_turns``); its LLM call, usage
+            and notes are also counted in ``calls``, ``usage`` and ``notes``.
         thread_id: the LangGraph thread (checkpoint key) of the run.
         config: the :class:`~branchwise.agents.config.AgentConfig` as a dict.
         triples / subqueries / relational: the plan.
@@ -80,6 +96,8 @@ class AgentTrace:
     answer: AnswerRecord | None = None
     calls: list[CallRecord] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
+    original_question: str = ""
+    contextualize: dict[str, Any] | None = None
 
     @classmethod
     def from_state(
@@ -87,6 +105,9 @@ class AgentTrace:
     ) -> "AgentTrace":
         """Build the trace from a (final) agent state."""
         nav_dicts = list(state.get("navigation", []))
+        # the rewrite runs before `plan` starts the per-question logs: merge its records back in
+        ctx: ContextRecord | None = state.get("contextualize")
+        before = ctx or {"calls": [], "notes": [], "usage": {}}
         return cls(
             question=state.get("question", ""),
             thread_id=thread_id,
@@ -102,11 +123,13 @@ class AgentTrace:
             ],
             navigation_rounds=[int(d.get("agent_round", 0)) for d in nav_dicts],
             compression=state.get("compression"),
-            notes=list(state.get("notes", [])),
-            usage=usage_from_record(state.get("usage", {})),
+            notes=[*before["notes"], *state.get("notes", [])],
+            usage=usage_from_record(add_usage(before["usage"], state.get("usage", {}))),
             answer=state.get("answer"),
-            calls=list(state.get("calls", [])),
+            calls=[*before["calls"], *state.get("calls", [])],
             run=dict(state.get("run", {})),
+            original_question=state.get("original_question", state.get("question", "")),
+            contextualize=_context_summary(ctx),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +152,8 @@ class AgentTrace:
             "answer": self.answer,
             "calls": self.calls,
             "run": self.run,
+            "original_question": self.original_question,
+            "contextualize": self.contextualize,
         }
 
     @classmethod
@@ -156,6 +181,8 @@ class AgentTrace:
             answer=d.get("answer"),
             calls=list(d.get("calls", [])),
             run=dict(d.get("run", {})),
+            original_question=d.get("original_question", ""),
+            contextualize=d.get("contextualize"),
         )
 
     def save(self, path: Path) -> None:

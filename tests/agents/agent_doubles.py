@@ -101,6 +101,7 @@ class FakeIndex:
 
 
 STEP_MARKERS = {
+    "contextualize": "rewrite the last question of a conversation",
     "plan": "decompose questions",
     "distill": "extract key facts",
     "feedback_json": "say in a few words which information is missing",

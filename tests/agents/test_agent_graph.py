@@ -171,7 +171,7 @@ def test_streaming_yields_steps_progress_tokens_then_the_answer(fake_index: Fake
     assert kinds[-1] == "answer" and kinds.count("answer") == 1
     assert events[-1].answer is not None and events[-1].answer.citations[0].chunk_id == "stoker#0"
     steps = [e.node for e in events if e.kind == "step"]
-    assert steps == ["plan", "retrieve_index", "distill", "feedback", "compress", "generate"]
+    assert steps == ["contextualize", "plan", "retrieve_index", "distill", "feedback", "compress", "generate"]
     progress = [e.message for e in events if e.kind == "progress"]
     assert any(m.startswith("evidence pool: ") for m in progress)
     assert any(m.startswith("fitting ") for m in progress)
