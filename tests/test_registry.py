@@ -49,7 +49,7 @@ def test_the_builtin_registries_are_the_choices_everywhere() -> None:
     from branchwise.retrieval.registry import RETRIEVERS
     from branchwise.ui.settings import ChatSettings
 
-    assert SCORERS.names() == ("embedding", "yesno", "llm")
+    assert SCORERS.names() == ("embedding", "yesno", "llm", "reranker")
     assert COMPRESSORS.names() == ("none", "extractive", "abstractive", "color")
     assert set(RETRIEVERS.names()) <= set(retrieval_routes())
     systems = available_systems()

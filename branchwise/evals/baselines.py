@@ -5,7 +5,8 @@
 * ``naive_rag`` — dense top-``rag_k`` chunks straight into the cited-answer generator
   (:class:`branchwise.generation.answer.AnswerWriter`): the "retrieve once, then read"
   baseline every agentic system must beat; ``hybrid_rag`` is the same with hybrid search,
-  the stronger flat baseline.
+  the stronger flat baseline, ``bm25_rag`` with BM25 (one RAG baseline per registered flat
+  retriever).
 * ``raptor`` / ``raptor_rag`` — RAPTOR's *collapsed tree* retrieval (Sarthi et al. 2024,
   arXiv 2401.18059): every node of the tree (leaf chunks and summaries) sits in one flat
   dense index and the query takes the top nodes by cosine, ignoring the hierarchy. For
@@ -29,9 +30,13 @@ from branchwise.evals.systems import (
     register_system,
     usage_from_meter,
 )
+from branchwise.retrieval.registry import RETRIEVERS
 from branchwise.types import Answer, Evidence, ScoredChunk, Usage
 
 Search = Callable[[str, int], list[ScoredChunk]]
+
+#: RAG baselines named by custom rather than "<retriever>_rag"
+RAG_NAMES = {"dense": "naive_rag"}
 
 
 class RetrievalSystem:
@@ -169,17 +174,13 @@ class CollapsedTree:
 def _register() -> None:
     def retrieval(kind: str) -> Callable[[SystemContext], RetrievalSystem]:
         def make(ctx: SystemContext) -> RetrievalSystem:
-            return RetrievalSystem(kind, getattr(ctx.index, f"search_{kind}"), ctx.k)
+            return RetrievalSystem(kind, RETRIEVERS.create(kind, ctx.index), ctx.k)
 
         return make
 
-    for kind, what in (("bm25", "BM25 (bm25s)"), ("dense", "dense top-k (cosine)"),
-                       ("hybrid", "reciprocal rank fusion of dense and BM25")):
-        register_system(SystemSpec(kind, retrieval(kind), what))
-
     def flat_rag(name: str, kind: str) -> Callable[[SystemContext], RAGSystem]:
         def make(ctx: SystemContext) -> RAGSystem:
-            search = getattr(ctx.index, f"search_{kind}")
+            search = RETRIEVERS.create(kind, ctx.index)
 
             def retrieve(q: str) -> tuple[list[ScoredChunk], list[Evidence]]:
                 hits = search(q, max(ctx.k, ctx.rag_k))
@@ -189,11 +190,13 @@ def _register() -> None:
 
         return make
 
-    register_system(SystemSpec("naive_rag", flat_rag("naive_rag", "dense"),
-                               "dense top-5 chunks into the cited-answer generator", needs_llm=True))
-    register_system(SystemSpec("hybrid_rag", flat_rag("hybrid_rag", "hybrid"),
-                               "hybrid (BM25 + dense RRF) top-5 chunks into the cited-answer generator",
-                               needs_llm=True))
+    # every flat retriever is a retrieval-only system and a "read its top 5" RAG system; the dense
+    # one keeps its customary name, naive_rag
+    for entry in RETRIEVERS:
+        register_system(SystemSpec(entry.name, retrieval(entry.name), entry.description))
+        rag = RAG_NAMES.get(entry.name, f"{entry.name}_rag")
+        register_system(SystemSpec(rag, flat_rag(rag, entry.name),
+                                   f"{entry.name} top-5 chunks into the cited-answer generator", needs_llm=True))
 
     def raptor(ctx: SystemContext) -> RetrievalSystem:
         return RetrievalSystem("raptor", CollapsedTree.from_index(ctx.index).search, ctx.k)

@@ -15,3 +15,5 @@ SCORERS.register("yesno", "branchwise.navigation.scorers:yesno_scorer",
                  "the LLM's P(Yes) from one forward pass per item", needs=("llm",))
 SCORERS.register("llm", "branchwise.navigation.scorers:llm_slate_scorer",
                  "LATTICE's listwise judgement: one JSON-scored slate per LLM call", needs=("llm",))
+SCORERS.register("reranker", "branchwise.navigation.scorers:reranker_scorer",
+                 "the settings' reranker (e.g. the trained cross-encoder) on every slate item", needs=("reranker",))

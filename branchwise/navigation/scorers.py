@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from branchwise.errors import OutputParseError
 from branchwise.models.base import LLM, Completion, Embedder, GenParams, Message
 from branchwise.models.batch import continuation_logprobs_batch
 from branchwise.navigation.priors import NodeVectors
+from branchwise.relevance.base import Reranker, p_yes
 from branchwise.navigation.slates import (
     SlateRequest,
     SlateScores,
@@ -131,12 +132,6 @@ class YesNoScorerConfig:
     max_item_chars: int = 600
     show_prior: bool = False
     keep_prompt: bool = True
-
-
-def p_yes(logprob_yes: float, logprob_no: float) -> float:
-    """``P(Yes) / (P(Yes) + P(No))`` from two log-probabilities, computed stably."""
-    d = logprob_no - logprob_yes
-    return 1.0 / (1.0 + math.exp(d)) if d < 700 else 0.0
 
 
 class YesNoScorer:
@@ -311,6 +306,63 @@ class LLMSlateScorer:
 
 
 # ---------------------------------------------------------------------------------------
+# reranker scorer
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RerankerScorerConfig:
+    """Settings of :class:`RerankerScorer`.
+
+    Attributes:
+        weight: share of the reranker in each score; the rest is the embedding cosine
+            (1.0: the reranker alone).
+        internal_nodes: how internal nodes (summaries of subtrees) are scored:
+            ``"reranker"`` like leaves, or ``"cosine"`` (a reranker trained on passages may
+            judge summaries worse than the embedding does).
+    """
+
+    weight: float = 1.0
+    internal_nodes: Literal["reranker", "cosine"] = "reranker"
+
+
+class RerankerScorer:
+    """Slate scores from a :class:`~branchwise.relevance.base.Reranker` (a cross-encoder, an
+    LLM's P(Yes), a reranking endpoint), optionally mixed with the embedding cosine.
+
+    One ``reranker.score`` call per slate (the reranker batches the slate's items).
+    """
+
+    name = "reranker"
+
+    def __init__(self, reranker: Reranker, cosine: EmbeddingScorer | None = None,
+                 config: RerankerScorerConfig = RerankerScorerConfig()) -> None:
+        if (config.weight < 1.0 or config.internal_nodes == "cosine") and cosine is None:
+            from branchwise.errors import InputError
+
+            raise InputError("this reranker scorer mixes in the embedding cosine but got no embedding scorer.",
+                             fix="pass cosine=EmbeddingScorer(...), or use weight=1.0, internal_nodes='reranker'.")
+        self.reranker = reranker
+        self.cosine = cosine
+        self.config = config
+
+    def score_batch(self, requests: Sequence[SlateRequest]) -> list[SlateScores]:
+        cfg = self.config
+        cos = self.cosine.score_batch(requests) if self.cosine is not None else [None] * len(requests)
+        out = []
+        for req, c in zip(requests, cos):
+            t0 = time.perf_counter()
+            which = [i for i, it in enumerate(req.items) if it.is_leaf or cfg.internal_nodes == "reranker"]
+            rr = self.reranker.score(req.question, [req.items[i].text for i in which]) if which else []
+            scores = list(c.scores) if c is not None else [0.0] * len(req.items)
+            for i, r in zip(which, rr):
+                scores[i] = cfg.weight * r + (1.0 - cfg.weight) * (c.scores[i] if c is not None else 0.0)
+            msgs = [Message("user", f"{self.reranker.name} over {', '.join(it.node_id for it in req.items)}\n"
+                                    f"query: {req.question}")]
+            out.append(SlateScores(scores=scores, prompt=msgs[0].content, prompt_hash=prompt_hash(msgs),
+                                   latency_s=time.perf_counter() - t0))
+        return out
+
+
+# ---------------------------------------------------------------------------------------
 # the registered scorers (branchwise.navigation.registry.SCORERS)
 # ---------------------------------------------------------------------------------------
 def embedding_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) -> EmbeddingScorer:
@@ -326,6 +378,16 @@ def yesno_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) ->
 
 def llm_slate_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) -> LLMSlateScorer:
     return LLMSlateScorer(_need_llm(llm, "llm"))
+
+
+def reranker_scorer(index: Any, *, llm: LLM | None = None, reranker: Any = None) -> RerankerScorer:
+    """The reranker on every node, as the settings' reranker spec says."""
+    if reranker is None:
+        from branchwise.errors import InputError
+
+        raise InputError("scorer 'reranker' needs a reranker.",
+                         fix="set Settings(reranker=...) (e.g. 'default' or 'cross-encoder:/path'), or use scorer='embedding'.")
+    return RerankerScorer(reranker, embedding_scorer(index))
 
 
 def _need_llm(llm: LLM | None, name: str) -> LLM:

@@ -1,0 +1,144 @@
+"""Cross-encoder rerankers (sentence-transformers ``CrossEncoder``): query and passage read together.
+
+What users bring (``cross-encoder:/path/to/folder`` or a hub name such as
+``cross-encoder:BAAI/bge-reranker-base`` already in the local Hugging Face cache) and the
+bundled default (``default``): a MiniLM-L6 cross-encoder fine-tuned on HotpotQA supporting
+facts by ``branchwise train-reranker`` (see ``branchwise/relevance/weights/default/CARD.md``).
+
+The model loads lazily on the first call (thread-safe), runs on the GPU when one is present,
+and on CPU can use dynamic int8 quantisation of its linear layers. Scores are the sigmoid of
+the model's logit (one-label models), so they lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from branchwise.errors import InputError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+#: the bundled default reranker (trained by ``branchwise train-reranker``; see its CARD.md)
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
+
+
+@dataclass(frozen=True, slots=True)
+class CrossEncoderConfig:
+    """Settings of :class:`CrossEncoderReranker`.
+
+    Attributes:
+        max_length: tokens of query + passage read by the model (longer inputs are cut).
+        batch_size: pairs per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ... (None: CUDA when available, else CPU).
+        quantize: dynamic int8 quantisation of the linear layers on CPU (faster, nearly
+            the same scores; ignored on GPU).
+        threads: torch CPU threads while scoring (None: torch's default).
+    """
+
+    max_length: int = 256
+    batch_size: int = 32
+    device: str | None = None
+    quantize: bool = False
+    threads: int | None = None
+
+
+class CrossEncoderReranker:
+    """A cross-encoder (a transformers sequence-classification model over query-passage pairs)
+    as a :class:`~branchwise.relevance.base.Reranker`.
+
+    Pairs are sorted by length and batched (less padding); one-label models score
+    ``sigmoid(logit)``, two-label models ``softmax[1]``.
+
+    Args:
+        model: a local model folder (a sentence-transformers ``CrossEncoder`` folder is a
+            transformers folder), or a hub id found in the local Hugging Face cache.
+        config: see :class:`CrossEncoderConfig`.
+        name: the name recorded in traces (default: ``cross-encoder:<model>``).
+    """
+
+    def __init__(self, model: str | Path, config: CrossEncoderConfig = CrossEncoderConfig(), name: str = "") -> None:
+        self.model_ref = str(model)
+        self.config = config
+        self.name = name or f"cross-encoder:{self.model_ref}"
+        self._loaded: tuple[Any, Any, str] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, Any, str]:
+        if self._loaded is None:
+            self._loaded = load_cross_encoder(self.model_ref, self.config)
+        return self._loaded
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        if not passages:
+            return []
+        import torch
+
+        with self._lock:
+            model, tokenizer, device = self._load()
+            order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+            out = [0.0] * len(passages)
+            old = torch.get_num_threads()
+            if self.config.threads:
+                torch.set_num_threads(self.config.threads)
+            try:
+                with torch.inference_mode():
+                    for start in range(0, len(order), self.config.batch_size):
+                        idx = order[start : start + self.config.batch_size]
+                        enc = tokenizer([query] * len(idx), [passages[i] for i in idx], truncation="only_second",
+                                        max_length=self.config.max_length, padding=True, return_tensors="pt").to(device)
+                        logits = model(**enc).logits.float()
+                        probs = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, -1)[:, 1]
+                        for i, p in zip(idx, probs.tolist()):
+                            out[i] = float(p)
+            finally:
+                if self.config.threads:
+                    torch.set_num_threads(old)
+        return out
+
+
+def load_cross_encoder(model: str, config: CrossEncoderConfig = CrossEncoderConfig()) -> tuple[Any, Any, str]:
+    """``(model, tokenizer, device)`` of a cross-encoder folder or cached hub id (never
+    downloading when ``HF_HUB_OFFLINE`` is set, as branchwise's entry points set it)."""
+    try:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    except ImportError as e:  # pragma: no cover - core dependencies
+        raise MissingDependencyError("transformers", "embedded", "a cross-encoder reranker") from e
+    path = Path(model).expanduser()
+    local = path.is_dir()
+    if not local and ("/" not in model or model.startswith((".", "/", "~"))):
+        raise InputError(f"cross-encoder model {model!r} is not a folder.",
+                         fix="pass cross-encoder:/path/to/model-folder or a hub id like BAAI/bge-reranker-base.")
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    offline = local or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    ref = str(path) if local else model
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=offline)
+        net = AutoModelForSequenceClassification.from_pretrained(ref, local_files_only=offline)
+    except OSError as e:
+        raise InputError(f"cannot load the cross-encoder {model!r}: {e}",
+                         fix="download it once (hf download ...) and pass its folder, "
+                             "or unset HF_HUB_OFFLINE to let transformers fetch it.") from e
+    net = net.float().eval().to(device)  # weights may be stored in fp16; CPU inference runs in fp32
+    if config.quantize and device == "cpu":
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao's dynamic quantisation warns it is moving to torchao
+            warnings.simplefilter("ignore")
+            net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    log.info("loaded cross-encoder %s on %s%s", model, device, " (int8)" if config.quantize and device == "cpu" else "")
+    return net, tokenizer, device
+
+
+def default_reranker(config: CrossEncoderConfig = CrossEncoderConfig()) -> CrossEncoderReranker:
+    """The bundled default reranker (a clear error if this install lacks its weights)."""
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        raise InputError(f"the bundled default reranker is missing from {DEFAULT_MODEL_DIR}.",
+                         fix="reinstall branchwise, or train one with `branchwise train-reranker --out DIR` "
+                             "and pass --reranker cross-encoder:DIR.")
+    return CrossEncoderReranker(DEFAULT_MODEL_DIR, config, name="default")
