@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "branchwise.cli.eval_cmd",
     "branchwise.cli.compress_cmd",
     "branchwise.cli.chat_cmd",
+    "branchwise.cli.serve_cmd",
 )
 
 
