@@ -31,7 +31,15 @@ from branchwise.retrieval.ingest import IngestConfig
 from branchwise.ui import chunk_view as cv
 from branchwise.ui import trace_tables as tt
 from branchwise.ui import trace_view as tv
-from branchwise.ui.sessions import ChatService, ChatSession, ChatUpdate, ModelPool, Workspace
+from branchwise.ui.sessions import (
+    FAILED_ANSWER,
+    ChatService,
+    ChatSession,
+    ChatUpdate,
+    ModelPool,
+    Workspace,
+    chat_history,
+)
 from branchwise.compression.registry import COMPRESSORS
 from branchwise.navigation.registry import SCORERS
 from branchwise.ui.settings import ChatSettings, ServerConfig
@@ -97,7 +105,8 @@ def _chip_choices(session: ChatSession) -> list[tuple[str, str]]:
 def _answer_json(answer: Any, index_name: str) -> dict[str, Any]:
     trace = answer.trace
     return {
-        "index": index_name, "question": getattr(trace, "question", ""), "text": answer.text, "found": answer.found,
+        "index": index_name, "question": getattr(trace, "original_question", "") or getattr(trace, "question", ""),
+        "standalone_question": getattr(trace, "question", ""), "text": answer.text, "found": answer.found,
         "citations": [dataclasses.asdict(c) for c in answer.citations],
         "usage": dataclasses.asdict(answer.usage), "context_tokens": answer.context_tokens,
         "stop_reason": getattr(trace, "stop_reason", ""), "rounds": getattr(trace, "rounds", []),
@@ -129,7 +138,8 @@ class _Handlers:
                                     iterations=int(iterations), rounds=int(rounds), budget_tokens=int(budget_tokens),
                                     compression=compression, use_graph=bool(use_graph))  # type: ignore[arg-type]
             up = ChatUpdate()
-            for k, up in enumerate(self.service.stream(question, index_name, settings)):
+            turns = chat_history(history)  # a follow-up is rewritten from the conversation
+            for k, up in enumerate(self.service.stream(question, index_name, settings, turns)):
                 yield ("", _messages_update(history, question, up, False), skip, skip, skip,
                        skip, skip, skip, skip, skip, skip, *(hide if k == 0 else (skip, skip, skip)))
         except Exception as e:  # shown in the chat; the session goes on
@@ -141,7 +151,7 @@ class _Handlers:
                 message, fix = f"internal error ({type(e).__name__}: {e}).", "\n\nThe server log has the details."
             gr.Warning(message)
             chat = [*history, {"role": "user", "content": question},
-                    {"role": "assistant", "content": f"**Could not answer:** {message}{fix}"}]
+                    {"role": "assistant", "content": f"{FAILED_ANSWER} {message}{fix}"}]
             yield (question, chat, session, skip, skip, skip, skip, skip, skip, skip, skip, *hide)
             return
         answer = up.answer
@@ -271,8 +281,9 @@ def make_app(
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as app:
         session = gr.State(ChatSession())
-        gr.Markdown("## branchwise chat\nAsk questions about your documents. Each question is answered on its own "
-                    "from the selected index (no follow-up memory); the panel on the right shows how it was found.")
+        gr.Markdown("## branchwise chat\nAsk questions about your documents, and follow-ups: the agent rewrites a "
+                    "follow-up into a standalone question from the conversation (shown in its steps). The panel "
+                    "on the right shows how each answer was found.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=9, min_width=420):
                 chat = gr.Chatbot(label=_chat_label(first), height=None, min_height=320, max_height=640,

@@ -252,6 +252,26 @@ class ChatUpdate:
     elapsed_s: float = 0.0
 
 
+#: how the app marks an answer that failed (left out of the history)
+FAILED_ANSWER = "**Could not answer:**"
+
+
+def chat_history(messages: Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]:
+    """The conversation of a Gradio chat as agent history: user questions and answers, without
+    the collapsible agent-steps messages (they carry ``metadata``) or failed answers."""
+    turns: list[dict[str, str]] = []
+    for m in messages or []:
+        role, content = m.get("role"), m.get("content")
+        if isinstance(content, list):  # Gradio may hand back content parts
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text")
+        if role not in ("user", "assistant") or not isinstance(content, str) or not content.strip():
+            continue
+        if m.get("metadata") or content.startswith(FAILED_ANSWER):
+            continue
+        turns.append({"role": role, "content": content})
+    return turns
+
+
 #: step events worth a line of their own (the other nodes report through progress events)
 _STEP_NODES = frozenset({"feedback", "compress"})
 
@@ -280,8 +300,13 @@ class ChatService:
                 self._indexes[path] = Index.open(path, embedder=self.pool.embedder(spec, trusted=True))
             return self._indexes[path]
 
-    def stream(self, question: str, index_name: str, settings: ChatSettings) -> Iterator[ChatUpdate]:
-        """Run ``question`` and yield an update per agent event; the last one has the answer."""
+    def stream(self, question: str, index_name: str, settings: ChatSettings,
+               history: Sequence[Mapping[str, str]] = ()) -> Iterator[ChatUpdate]:
+        """Run ``question`` and yield an update per agent event; the last one has the answer.
+
+        ``history`` is the conversation so far (:func:`chat_history`): a follow-up is rewritten
+        into a standalone question from it by the agent, and the steps show that question.
+        """
         from branchwise.assembly.root import build_agent
 
         if not question.strip():
@@ -297,7 +322,7 @@ class ChatService:
             yield update
         llm = self.pool.llm(settings.llm)
         with build_agent(index, settings.apply(self.base), llm=llm) as agent:
-            for event in agent.stream(question):
+            for event in agent.stream(question, history=history):
                 update.elapsed_s = time.perf_counter() - t0
                 if event.kind == "token":
                     update.text += event.message
