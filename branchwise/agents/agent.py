@@ -32,10 +32,12 @@ from branchwise.agents.events import AgentEvent, event_from_custom, step_summary
 from branchwise.agents.graph import build_graph
 from branchwise.agents.nodes_context import normalize_history
 from branchwise.agents.state import AgentInput
+from branchwise.agents.structured import fault_notes, question_scope
 from branchwise.agents.trace import AgentTrace
 from branchwise.errors import BranchwiseError, InputError
 from branchwise.compression.base import Compressor
 from branchwise.models.base import LLM
+from branchwise.models.retry import CallScope
 from branchwise.types import Answer, Citation
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,13 @@ def answer_from_state(state: Mapping[str, Any], *, thread_id: str, config: Agent
     )
 
 
+def _with_faults(answer: Answer, scope: CallScope) -> Answer:
+    """``answer`` with the endpoint faults of its question's scope added to the trace's notes."""
+    if answer.trace is not None and scope.faults:
+        answer.trace.notes.extend(fault_notes(scope.faults))
+    return answer
+
+
 class Agent:
     """Agentic RAG over one index: plan → retrieve → distill → feedback ↺ → compress → answer.
 
@@ -75,6 +84,11 @@ class Agent:
             :meth:`resume` unavailable).
         provenance: what assembled this agent, recorded in every trace (see
             :class:`~branchwise.agents.deps.AgentDeps`).
+        deadline_s: per-question deadline in seconds (None: none). Every backend call of a
+            question bounds its waits and retries by the time left, so a question against an
+            endpoint that stops answering fails with a ``BackendError`` soon after the deadline
+            instead of hanging (see :class:`~branchwise.models.retry.CallScope`). Endpoint
+            faults met on the way are added to the trace's notes.
 
     Assemble it from settings with :func:`branchwise.assembly.root.build_agent` (what
     ``bw.ask``, the CLI, the servers and the evaluations do), or from parts with this
@@ -92,6 +106,7 @@ class Agent:
         compressor: Compressor | None = None,
         checkpoint_path: str | Path | None = None,
         provenance: Mapping[str, Any] | None = None,
+        deadline_s: float | None = None,
     ) -> None:
         if config.retrieval in ("tree", "tree+hybrid") and tree_search is None:
             raise InputError(
@@ -99,6 +114,7 @@ class Agent:
                 fix="pass tree_search=NavigatorSearch(...), or use retrieval='auto' / 'hybrid'.",
             )
         self.config = config
+        self.deadline_s = deadline_s
         self.deps = AgentDeps(
             index=index, llm=llm, tree_search=tree_search, graph_search=graph_search, compressor=compressor,
             provenance=dict(provenance or {}),
@@ -114,10 +130,11 @@ class Agent:
 
     @classmethod
     def from_deps(cls, deps: AgentDeps, config: AgentConfig = AgentConfig(), *,
-                  checkpoint_path: str | Path | None = None) -> "Agent":
+                  checkpoint_path: str | Path | None = None, deadline_s: float | None = None) -> "Agent":
         """An agent over ready :class:`AgentDeps` (what the composition root assembles)."""
         return cls(deps.index, deps.llm, config, tree_search=deps.tree_search, graph_search=deps.graph_search,
-                   compressor=deps.compressor, checkpoint_path=checkpoint_path, provenance=deps.provenance)
+                   compressor=deps.compressor, checkpoint_path=checkpoint_path, provenance=deps.provenance,
+                   deadline_s=deadline_s)
 
     # -- running --------------------------------------------------------------------------
     def _run_config(self, thread_id: str) -> RunnableConfig:
@@ -145,8 +162,9 @@ class Agent:
         """
         inputs = self._inputs(question, history)
         tid = self._thread(thread_id)
-        state = self.graph.invoke(inputs, self._run_config(tid), context=self.deps)
-        return answer_from_state(state, thread_id=tid, config=self.config)
+        scope = question_scope(self.deadline_s)
+        state = scope.run(self.graph.invoke, inputs, self._run_config(tid), context=self.deps)
+        return _with_faults(answer_from_state(state, thread_id=tid, config=self.config), scope)
 
     def stream(self, question: str, *, history: Sequence[Mapping[str, Any]] | None = None,
                thread_id: str | None = None) -> Iterator[AgentEvent]:
@@ -165,16 +183,18 @@ class Agent:
         if not snapshot.values:
             raise InputError(f"no checkpointed run for thread {thread_id!r}.", fix="check the thread id.")
         self.last_thread_id = thread_id
-        state = snapshot.values if not snapshot.next else self.graph.invoke(None, config, context=self.deps)
-        return answer_from_state(state, thread_id=thread_id, config=self.config)
+        scope = question_scope(self.deadline_s)
+        state = snapshot.values if not snapshot.next else scope.run(self.graph.invoke, None, config, context=self.deps)
+        return _with_faults(answer_from_state(state, thread_id=thread_id, config=self.config), scope)
 
     def _stream(self, inputs: AgentInput | None, thread_id: str) -> Iterator[AgentEvent]:
         final: Mapping[str, Any] = {}
         mode: str
         data: Any
-        for mode, data in self.graph.stream(
+        scope = question_scope(self.deadline_s)  # each step runs in it, whichever thread drives the stream
+        for mode, data in scope.iterate(self.graph.stream(
             inputs, self._run_config(thread_id), context=self.deps, stream_mode=["updates", "custom", "values"]
-        ):
+        )):
             if mode == "values":
                 final = data
             elif mode == "custom":
@@ -184,7 +204,7 @@ class Agent:
                 for node, update in data.items():
                     if not node.startswith("__"):
                         yield step_summary(node, update)
-        answer = answer_from_state(final, thread_id=thread_id, config=self.config)
+        answer = _with_faults(answer_from_state(final, thread_id=thread_id, config=self.config), scope)
         yield AgentEvent(kind="answer", node="", message=answer.text, data={"found": answer.found}, answer=answer)
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -7,17 +7,22 @@ failure of either is retried up to ``retries`` times, after which the caller fal
 a safe default and records a note — a malformed output never crashes the agent and never
 passes silently. Transient backend errors (``retryable=True``) propagate, so the node's
 LangGraph ``RetryPolicy`` retries the whole node.
+
+Endpoint faults below the nodes (timeouts, resets, 5xx / 429 retries, JSON-mode fallbacks,
+empty completions) are collected per question by :func:`question_scope` — which also holds
+the question's deadline — and become trace notes with :func:`fault_notes`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 from branchwise.agents.state import CallRecord, NoteRecord, UsageRecord, add_usage
 from branchwise.errors import OutputParseError
 from branchwise.models.base import LLM, Completion, GenParams, Message, prompt_hash
+from branchwise.models.retry import CallScope, Fault
 from branchwise.types import Usage
 
 log = logging.getLogger(__name__)
@@ -134,3 +139,31 @@ def call_json(
         return JsonOutcome(value, usage, attempt, out.repaired, errors, messages)
     log.info("structured output failed after %d attempts: %s", retries + 1, "; ".join(errors))
     return JsonOutcome(None, usage, retries + 1, False, errors, messages)
+
+
+# -- endpoint faults and the question's deadline --------------------------------------------
+def current_node() -> str:
+    """The LangGraph node running in this context (``""`` outside a graph run)."""
+    try:
+        from langgraph.config import get_config
+
+        return str(get_config().get("metadata", {}).get("langgraph_node", ""))
+    except Exception:  # outside a runnable context  # noqa: BLE001
+        return ""
+
+
+def question_scope(deadline_s: float | None) -> CallScope:
+    """The scope of one question's backend calls: the deadline (None: none) and the fault
+    log, each fault labelled with the node it happened in. Run the graph in it
+    (``scope.run(graph.invoke, ...)`` / ``scope.iterate(graph.stream(...))``)."""
+    return CallScope(deadline_s, what="question", label=current_node)
+
+
+def fault_notes(faults: Iterable[Fault]) -> list[NoteRecord]:
+    """Trace notes of endpoint faults: kind ``fallback`` for a degraded mode or an empty
+    completion passed on, ``endpoint_fault`` for a failed attempt (its detail says what followed)."""
+    notes: list[NoteRecord] = []
+    for f in faults:
+        kind = "fallback" if f.kind in ("format_fallback", "empty_completion") else "endpoint_fault"
+        notes.append({"node": f.where or "llm", "kind": kind, "detail": f.describe()})
+    return notes

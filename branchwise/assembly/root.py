@@ -250,7 +250,8 @@ class Assembly:
         """An :class:`~branchwise.agents.agent.Agent` over these parts."""
         from branchwise.agents.agent import Agent
 
-        return Agent.from_deps(self.deps(llm), self.settings.agent, checkpoint_path=checkpoint_path)
+        return Agent.from_deps(self.deps(llm), self.settings.agent, checkpoint_path=checkpoint_path,
+                               deadline_s=self.settings.timeout_s)
 
 
 def build_agent(index: "Index | str | Path", settings: Settings | None = None, *, llm: LLM | None = None,

@@ -74,6 +74,10 @@ class Settings:
         scorer: the navigator's slate scorer (a name in
             :data:`~branchwise.navigation.registry.SCORERS`).
         graph_route: let the agent use the GRAG graph route when the index has a graph.
+        timeout_s: per-question deadline in seconds (None or 0: none): a question whose model
+            endpoint stops answering fails with a ``BackendError`` naming the endpoint within
+            about this long (plus ~1 s) instead of waiting on timeouts and retries. It bounds
+            network backends (``openai:``); a local model is not interrupted mid-call.
         agent: the agent's loop, budgets, routes and answer style.
         navigator: beam, iterations, α, calibration of the tree navigation.
         compression: how the evidence is compressed to the generator's budget.
@@ -87,6 +91,7 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     scorer: str = "embedding"
     graph_route: bool = True
+    timeout_s: float | None = 600.0
     agent: "AgentConfig" = field(default_factory=_agent)
     navigator: "NavigatorConfig" = field(default_factory=_navigator)
     compression: "CompressionConfig" = field(default_factory=_compression)

@@ -40,6 +40,9 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
                    help=f"context compression ({COMPRESSORS.help()}; default: extractive)")
     g.add_argument("--budget", type=int, default=None, metavar="TOKENS", help="context token budget for the generator")
     g.add_argument("--no-graph", action="store_true", help="do not use the graph index even if present")
+    g.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="per-question deadline: fail with an error naming the model endpoint if the question is "
+                        "not answered within this long (default: 600; 0 for none)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -47,7 +50,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from branchwise.assembly.settings import Settings
 
     settings = Settings.from_env(llm=getattr(args, "llm", None), embedder=getattr(args, "embedder", None),
-                                 store=getattr(args, "store", None), scorer=getattr(args, "scorer", None))
+                                 store=getattr(args, "store", None), scorer=getattr(args, "scorer", None),
+                                 timeout_s=getattr(args, "timeout", None))
     agent = _given(args, rounds="max_rounds", retrieval="retrieval", budget="context_budget_tokens")
     navigator = _given(args, beam="beam", iterations="iterations")
     compression = _given(args, compression="mode", budget="budget_tokens")
@@ -55,6 +59,16 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if getattr(args, "no_graph", False):
         changes["graph_route"] = False
     return settings.replace(**{k: v for k, v in changes.items() if v != {}})
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (use 0 for no deadline)")
+    return seconds
 
 
 def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:

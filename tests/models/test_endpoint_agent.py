@@ -1,0 +1,204 @@
+"""Endpoint faults and credentials end to end: the composition root, the agent, the CLI.
+
+A real index (bundled MiniLM embedder, Chroma on disk, extractive tree) built by the real
+CLI; the LLM is the ``openai:`` backend talking to the fault-injecting server on 127.0.0.1,
+with a password in the spec and an API key in the environment. Checked: a flaky endpoint is
+survived and every fault is in the trace; a dead one fails the question within its deadline
+with an error naming the endpoint; no password or key is ever written to the manifest, the
+trace, the log, the call cache or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from fault_server import FaultServer
+
+from branchwise.assembly.root import Assembly, build_agent, open_index
+from branchwise.assembly.settings import Settings
+from branchwise.cli.main import main
+from branchwise.errors import BackendError
+
+SECRET = "hunter2-pw"
+KEY = "sk-test-0123456789abcdef"
+DOCS = {
+    "calibration.md": "# Calibration\n\nThe navigator fits latent relevance scores across slates by weighted "
+    "least squares, with one offset per slate, so scores from different prompts become comparable.",
+    "clustering.md": "# Clustering\n\nBottom-up trees group leaf embeddings with balanced k-means so that no "
+    "node has more than M children; top-down trees split the corpus recursively from the root.",
+    "compression.md": "# Compression\n\nRECOMP extractive compression keeps the sentences most similar to the "
+    "question until the token budget is spent; abstractive compression asks the LLM for a summary.",
+}
+QUESTION = "How are relevance scores calibrated across slates?"
+
+
+def spec(srv: FaultServer) -> str:
+    return f"openai:http://alice:{SECRET}@127.0.0.1:{srv.port}/v1#m"
+
+
+def assert_clean(text: str, where: str) -> None:
+    assert SECRET not in text, f"the password leaked into {where}"
+    assert KEY not in text, f"the API key leaked into {where}"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for name, text in DOCS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("idx") / "index"
+    assert main(["index", str(corpus), "--out", str(out), "--summaries", "extractive", "--max-children", "3",
+                 "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    monkeypatch.setenv("BRANCHWISE_OPENAI_API_KEY", KEY)
+    caplog.set_level(logging.DEBUG)  # every logger, every level: httpx and httpcore included
+    yield
+    assert_clean(caplog.text, "the log")
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    servers: list[FaultServer] = []
+
+    def start(**kw: Any) -> FaultServer:
+        s = FaultServer(**kw)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+FLAKY = ["http_503", "reset", "http_429", "malformed_json", "wrong_schema"]
+
+
+def test_flaky_endpoint_is_survived_and_the_trace_lists_every_fault(
+    built: Path, server: Any, secrets_env: None, tmp_path: Path
+) -> None:
+    srv = server(plan=lambda n, path, body: FLAKY[n] if n < len(FLAKY) else "ok", retry_after_s=0.05)
+    settings = Settings(llm=spec(srv), timeout_s=120).replace(agent={"max_rounds": 1})
+    with build_agent(open_index(built), settings) as agent:
+        answer = agent.ask(QUESTION)
+    assert answer.text and answer.trace is not None
+    faults = [n for n in answer.trace.notes if n["kind"] == "endpoint_fault"]
+    assert [n["detail"].split(": ")[1].split(" on ")[0] for n in faults] == FLAKY
+    assert all(n["node"] in {"plan", "feedback", "gap_query", "distill", "generate"} for n in faults), faults
+    assert all(f"POST http://127.0.0.1:{srv.port}/v1/chat/completions" in n["detail"] for n in faults)
+    # four faults in a row spend one call's retries (1 + 3): the node is retried (LangGraph) and succeeds
+    assert [n["detail"].rsplit("; ", 1)[1].split(" in ")[0] for n in faults] == [
+        "retry 1/3", "retry 2/3", "retry 3/3", "gave up", "retry 1/3"]
+    assert srv.faults_served()[: len(FLAKY)] == FLAKY and len(srv.requests) > len(FLAKY)
+    # the password went to the server as basic auth (the URL's user:password), nowhere else
+    creds = base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    assert all(r.headers["authorization"] == f"Basic {creds}" for r in srv.requests)
+    path = tmp_path / "trace.json"
+    answer.trace.save(path)
+    trace_text = path.read_text(encoding="utf-8")
+    assert_clean(trace_text, "the trace")
+    assert f"http://***@127.0.0.1:{srv.port}/v1#m" in json.loads(trace_text)["run"]["llm"]
+
+
+def test_api_key_goes_only_into_the_authorization_header(built: Path, server: Any, secrets_env: None) -> None:
+    srv = server(script=["http_503"])
+    settings = Settings(llm=f"openai:{srv.url}#m").replace(agent={"max_rounds": 1})
+    with build_agent(open_index(built), settings) as agent:
+        answer = agent.ask(QUESTION)
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in srv.requests)
+    assert answer.trace is not None
+    assert_clean(json.dumps(answer.trace.to_dict()), "the trace")
+
+
+def test_dead_endpoint_fails_the_question_within_its_deadline(built: Path, server: Any, secrets_env: None) -> None:
+    srv = server(default="hang")
+    settings = Settings(llm=spec(srv), timeout_s=2)
+    with build_agent(open_index(built), settings) as agent, pytest.raises(BackendError) as ei:
+        agent.ask(QUESTION)
+    message = str(ei.value)
+    assert not ei.value.retryable  # the node is not retried past the deadline
+    assert f"http://127.0.0.1:{srv.port}/v1/chat/completions" in message
+    assert "2 s deadline of this question" in message and "--timeout" in message
+    assert_clean(message, "the error")
+
+
+def test_stream_reports_faults_and_honours_the_deadline(built: Path, server: Any) -> None:
+    srv = server(script=["http_503"])
+    parts = Assembly(open_index(built), Settings(llm=f"openai:{srv.url}#m", timeout_s=60).replace(
+        agent={"max_rounds": 1}))
+    with parts.agent() as agent:
+        events = list(agent.stream(QUESTION))
+    final = events[-1].answer
+    assert final is not None and final.trace is not None
+    assert [n["kind"] for n in final.trace.notes].count("endpoint_fault") == 1
+
+    dead = server(default="hang")
+    parts = Assembly(open_index(built), Settings(llm=f"openai:{dead.url}#m", timeout_s=1.5))
+    with parts.agent() as agent, pytest.raises(BackendError, match="deadline of this question"):
+        list(agent.stream(QUESTION))
+
+
+def test_cli_ask_against_a_dead_endpoint_fails_with_the_deadline(
+    built: Path, server: Any, secrets_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv = server(default="hang")
+    code = main(["ask", str(built), QUESTION, "--llm", spec(srv), "--timeout", "2"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "branchwise: error: POST http://127.0.0.1:" in err and "2 s deadline of this question" in err
+    assert "--timeout SECONDS" in err
+    assert_clean(err, "stderr")
+
+
+def test_cli_rejects_a_negative_timeout(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["ask", str(built), QUESTION, "--timeout", "-3"])
+    assert "not a number of seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("summaries", ["extractive", "llm"])
+def test_manifest_and_call_cache_hold_no_credentials(
+    corpus: Path, server: Any, secrets_env: None, tmp_path: Path, summaries: str
+) -> None:
+    srv = server(script=["http_503"])
+    out = tmp_path / "index"
+    code = main(["index", str(corpus), "--out", str(out), "--summaries", summaries, "--max-children", "3",
+                 "--llm", spec(srv), "--no-progress"])
+    assert code == 0
+    manifest = (out / "manifest.json").read_text(encoding="utf-8")
+    assert_clean(manifest, "manifest.json")
+    if summaries == "llm":  # the LLM was used: its spec is recorded, redacted, and its calls cached
+        assert f"openai:http://***@127.0.0.1:{srv.port}/v1#m" in manifest
+        cache = out / "cache" / "llm.sqlite"
+        with sqlite3.connect(cache) as conn:
+            rows = conn.execute("SELECT key, model, kind, value FROM calls").fetchall()
+        assert rows and {r[1] for r in rows} == {"m"}
+        assert_clean(repr(rows), "the call cache rows")
+        for f in out.glob("cache/llm.sqlite*"):
+            assert SECRET.encode() not in f.read_bytes() and KEY.encode() not in f.read_bytes()
+    else:  # the LLM was never used: nothing about it is recorded
+        assert srv.requests == [] and "openai:" not in manifest
+
+
+def test_spec_errors_redact_credentials() -> None:
+    from branchwise.errors import InputError
+    from branchwise.models.factory import make_llm
+
+    with pytest.raises(InputError) as ei:
+        make_llm(f"openai:http://alice:{SECRET}@127.0.0.1:9/v1")  # no '#model'
+    assert "***@127.0.0.1" in str(ei.value)
+    assert_clean(str(ei.value), "the spec error")
