@@ -33,18 +33,18 @@ def followup_llm(rewrite: str | list[str] = json.dumps({"question": STANDALONE})
 
 def test_a_first_question_is_searched_as_asked_without_an_llm_call(fake_index: FakeIndex) -> None:
     llm = followup_llm()
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=1)).ask(STANDALONE)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1)).ask(STANDALONE)
     assert "contextualize" not in llm.counts  # type: ignore[attr-defined]
     trace = answer.trace
     assert trace.contextualize == {"original": STANDALONE, "standalone": STANDALONE, "method": "none",
                                    "history_turns": 0}
     assert trace.question == trace.original_question == STANDALONE
-    assert [c["node"] for c in trace.calls] == ["plan", "generate"]
+    assert [c["node"] for c in trace.calls][:2] == ["plan", "generate"]
 
 
 def test_a_follow_up_is_rewritten_from_the_history_then_searched_and_answered(fake_index: FakeIndex) -> None:
     llm = followup_llm()
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=1)).ask(FOLLOW_UP, history=HISTORY)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1)).ask(FOLLOW_UP, history=HISTORY)
     assert answer.found and "Clontarf" in answer.text
     assert [c.chunk_id for c in answer.citations] == ["stoker#0"]
     trace = answer.trace
@@ -53,8 +53,8 @@ def test_a_follow_up_is_rewritten_from_the_history_then_searched_and_answered(fa
                                    "history_turns": 2}
     assert trace.rounds[0]["queries"] == [STANDALONE]  # retrieval ran on the standalone question
     # its call is on record first, and counted in the usage, although `plan` starts the logs afresh
-    assert [c["node"] for c in trace.calls] == ["contextualize", "plan", "generate"]
-    assert trace.usage.llm_calls == 3 and answer.usage.llm_calls == 3
+    assert [c["node"] for c in trace.calls][:3] == ["contextualize", "plan", "generate"]
+    assert trace.usage.llm_calls == len(trace.calls) == answer.usage.llm_calls
     # the rewrite prompt quotes the conversation as data, without citation markers
     prompt = llm.calls[0][-1].content  # type: ignore[attr-defined]
     assert "Assistant: Dracula was written by Bram Stoker." in prompt and "[1]" not in prompt
@@ -66,7 +66,7 @@ def test_a_follow_up_is_rewritten_from_the_history_then_searched_and_answered(fa
 
 def test_an_unusable_rewrite_falls_back_to_the_question_as_asked_and_says_so(fake_index: FakeIndex) -> None:
     llm = followup_llm(rewrite=["not json at all", json.dumps({"question": ""})])
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=1, json_retries=1)).ask(FOLLOW_UP, history=HISTORY)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1, json_retries=1)).ask(FOLLOW_UP, history=HISTORY)
     assert llm.counts["contextualize"] == 2  # type: ignore[attr-defined]
     trace = answer.trace
     assert trace.question == FOLLOW_UP and trace.contextualize["method"] == "fallback"  # type: ignore[index]
@@ -76,7 +76,7 @@ def test_an_unusable_rewrite_falls_back_to_the_question_as_asked_and_says_so(fak
 def test_a_new_question_on_the_same_thread_does_not_inherit_the_old_conversation(fake_index: FakeIndex,
                                                                                   tmp_path: Path) -> None:
     llm = followup_llm()
-    with Agent(fake_index, llm, AgentConfig(max_rounds=1), checkpoint_path=tmp_path / "cp.sqlite") as agent:
+    with Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1), checkpoint_path=tmp_path / "cp.sqlite") as agent:
         agent.ask(FOLLOW_UP, history=HISTORY, thread_id="t")
         second = agent.ask(STANDALONE, thread_id="t")
     assert second.trace.contextualize["method"] == "none"  # type: ignore[index]
@@ -84,7 +84,7 @@ def test_a_new_question_on_the_same_thread_does_not_inherit_the_old_conversation
 
 
 def test_the_stream_shows_the_standalone_question(fake_index: FakeIndex) -> None:
-    events = list(Agent(fake_index, followup_llm(), AgentConfig(max_rounds=1)).stream(FOLLOW_UP, history=HISTORY))
+    events = list(Agent(fake_index, followup_llm(), AgentConfig.rfm(max_rounds=1)).stream(FOLLOW_UP, history=HISTORY))
     step = next(e for e in events if e.kind == "step" and e.node == "contextualize")
     assert step.data == {"standalone_question": STANDALONE, "rewritten": True}
     assert any(e.kind == "progress" and e.message == f"standalone question: {STANDALONE}" for e in events)
