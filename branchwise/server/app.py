@@ -66,8 +66,10 @@ def create_app(state: ServerState) -> FastAPI:
         yield
         state.runner.close()
 
+    # no /docs page: Swagger UI loads its scripts from a CDN, and branchwise never reaches out;
+    # the schema is at /openapi.json
     app = FastAPI(title="branchwise", summary="Agentic RAG over hierarchical indices", lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)
     app.state.branchwise = state
     app.include_router(openai_api.router)
     app.include_router(rest_api.router)
