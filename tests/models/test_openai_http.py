@@ -163,14 +163,12 @@ def test_retry_after_is_honoured(serve: Callable[[Behaviour], StubServer]) -> No
 def test_timeout_is_retryable_and_gives_up(serve: Callable[[Behaviour], StubServer]) -> None:
     srv = serve(lambda path, body, h: Reply(chat_reply("late").body, delay_s=1.0))
     cfg = OpenAIConfig(timeout_s=0.2, max_retries=1, backoff_s=0.01)
-    t0 = time.monotonic()
     with pytest.raises(BackendError) as ei:
         OpenAILLM(OpenAITransport(srv.url, cfg), "m").chat(MSGS)
     assert ei.value.retryable
     assert "timed out" in str(ei.value) and "gave up after 2 attempts" in str(ei.value)
     assert "timeout_s" in str(ei.value)  # the fix names the knob
     assert len(srv.requests) == 2
-    assert time.monotonic() - t0 < 1.5
 
 
 def test_400_is_not_retried(serve: Callable[[Behaviour], StubServer]) -> None:
