@@ -24,6 +24,7 @@ travels only in the ``Authorization`` header, and every message is passed throug
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -169,12 +170,16 @@ class OpenAITransport:
             raise MissingDependencyError("httpx", "openai", "the OpenAI-compatible backend") from e
         self._httpx = httpx
         url = httpx.URL(base_url.rstrip("/"))
-        auth = httpx.BasicAuth(url.username, url.password) if (url.username or url.password) else None
+        username, password = url.username, url.password
+        auth = httpx.BasicAuth(username, password) if (username or password) else None
         url = url.copy_with(username=None, password=None)
         self.base_url = redact(str(url))
         self.config = config or OpenAIConfig()
         key = api_key if api_key is not None else api_key_from_env()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # never shown, even when a server echoes them back in an error body
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode() if password else None
+        self._secrets = tuple(s for s in (key, password, basic) if s and len(s) >= 4)
         slots = max(1, self.config.max_concurrency)
         self._client = httpx.Client(
             base_url=url,
@@ -301,6 +306,9 @@ class OpenAITransport:
         try:
             with self.limiter.slot(wait):
                 return self._post_once(path, body, parse)
+        except BranchwiseError as e:
+            self._scrub(e)
+            raise
         except QueueTimeout as e:
             what = f"POST {self.base_url}{path}"
             if deadline is not None and wait < self.config.queue_timeout_s:
@@ -312,6 +320,12 @@ class OpenAITransport:
                 fix="send fewer requests at once (fewer workers), raise OpenAIConfig.max_concurrency if the server "
                 "takes more at once (vLLM does), or raise OpenAIConfig.queue_timeout_s / max_queue.",
             ) from None
+
+    def _scrub(self, error: BranchwiseError) -> None:
+        """Mask this transport's key and password wherever the error's text holds them."""
+        for secret in self._secrets:
+            error.message = error.message.replace(secret, "***")
+            error.args = tuple(a.replace(secret, "***") if isinstance(a, str) else a for a in error.args)
 
     # -- public -----------------------------------------------------------------------------
     def post_json(self, path: str, body: dict[str, Any], parse: Parse | None = None) -> Any:

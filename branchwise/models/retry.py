@@ -121,6 +121,8 @@ class _ScopeState:
     label: Callable[[], str] | None
 
 
+_NOTICES = frozenset({"format_fallback", "empty_completion"})
+
 _SCOPE: contextvars.ContextVar[_ScopeState | None] = contextvars.ContextVar("branchwise_call_scope", default=None)
 
 
@@ -138,7 +140,8 @@ def report_fault(fault: Fault) -> None:
             fault = Fault(fault.endpoint, fault.kind, fault.detail, fault.attempt, fault.action, state.label())
         except Exception:  # a label must never break a call  # noqa: BLE001
             pass
-    log.warning("%s", fault.describe())
+    # a retry or a give-up is a warning; a mode fallback or an empty answer passed on is news
+    log.log(logging.INFO if fault.kind in _NOTICES else logging.WARNING, "%s", fault.describe())
     if state is not None:
         for sink in state.sinks:
             sink.append(fault)

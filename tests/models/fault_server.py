@@ -29,6 +29,7 @@ Faults (:data:`FAULTS`):
 ``wrong_schema``    200 JSON without ``choices``
 ``no_logprobs``     a well-formed completion without the ``logprobs`` block
 ``reject_format``   500 naming ``response_format``, as llama-cpp-python's server answers ``json_schema``
+``echo_auth``       401 whose body quotes the request's ``Authorization`` header back
 ==================  ==========================================================================
 """
 
@@ -47,6 +48,7 @@ from typing import Any, Callable, Iterable
 FAULTS = (
     "ok", "hang", "delay", "http_500", "http_502", "http_503", "http_429", "http_400", "reset", "close",
     "slow_stream", "malformed_json", "html", "empty", "wrong_schema", "no_logprobs", "reject_format",
+    "echo_auth",
 )
 
 Responder = Callable[[dict[str, Any]], str]
@@ -174,14 +176,14 @@ class FaultServer:
         with self._lock:
             self.requests.append(Request(path, body, headers, time.monotonic(), fault))
         try:
-            self._serve(sock, fault, body)
+            self._serve(sock, fault, body, headers)
         except OSError:
             pass  # the client gave up and left
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _serve(self, sock: socket.socket, fault: str, body: dict[str, Any]) -> None:
+    def _serve(self, sock: socket.socket, fault: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         if fault == "hang":
             self._closing.wait()
             return
@@ -199,6 +201,10 @@ class FaultServer:
             extra = {"Retry-After": f"{self.retry_after_s:g}"} if status == 429 else {}
             _send(sock, status, json.dumps({"error": {"message": f"injected {status}", "type": "fault"}}).encode(),
                   extra=extra)
+            return
+        if fault == "echo_auth":
+            msg = f"invalid credentials: {headers.get('authorization', '')}"
+            _send(sock, 401, json.dumps({"error": {"message": msg}}).encode())
             return
         if fault == "reject_format":
             msg = "1 validation error: ('body', 'response_format', 'type'): Input should be 'text' or 'json_object'"

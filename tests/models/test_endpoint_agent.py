@@ -202,3 +202,16 @@ def test_spec_errors_redact_credentials() -> None:
         make_llm(f"openai:http://alice:{SECRET}@127.0.0.1:9/v1")  # no '#model'
     assert "***@127.0.0.1" in str(ei.value)
     assert_clean(str(ei.value), "the spec error")
+
+
+def test_credentials_echoed_by_a_server_are_masked_in_errors(server: Any, secrets_env: None) -> None:
+    from branchwise.models.factory import make_llm
+    from branchwise.models.base import Message
+
+    for llm_spec in (spec(server(default="echo_auth")), f"openai:{server(default='echo_auth').url}#m"):
+        with pytest.raises(BackendError) as ei:
+            make_llm(llm_spec).chat([Message("user", "hi")])
+        message = str(ei.value)
+        assert "HTTP 401" in message and "invalid credentials: " in message and "***" in message
+        assert_clean(message, "the error")
+        assert base64.b64encode(f"alice:{SECRET}".encode()).decode() not in message
