@@ -37,6 +37,7 @@ from branchwise.agents.trace import AgentTrace
 from branchwise.errors import BranchwiseError, InputError
 from branchwise.compression.base import Compressor
 from branchwise.models.base import LLM
+from branchwise.relevance.base import Reranker
 from branchwise.models.retry import CallScope
 from branchwise.types import Answer, Citation
 
@@ -79,7 +80,9 @@ class Agent:
         tree_search: tree navigation (e.g. :class:`~branchwise.agents.tree_search.NavigatorSearch`);
             required by ``retrieval="tree"``.
         graph_search: GRAG graph retrieval (e.g. ``graph.retrieve.GraphRetriever``).
-        compressor: a context compressor (``generation.compress.make_compressor(...)``).
+        compressor: a context compressor (``compression.base.make_compressor(...)``).
+        reranker: orders the evidence pool and picks the second hop's bridge sentence
+            (:mod:`branchwise.relevance`); None keeps the routes' order.
         checkpoint_path: SQLite file for LangGraph checkpoints (None: no checkpoints,
             :meth:`resume` unavailable).
         provenance: what assembled this agent, recorded in every trace (see
@@ -107,6 +110,7 @@ class Agent:
         checkpoint_path: str | Path | None = None,
         provenance: Mapping[str, Any] | None = None,
         deadline_s: float | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         if config.retrieval in ("tree", "tree+hybrid") and tree_search is None:
             raise InputError(
@@ -117,7 +121,7 @@ class Agent:
         self.deadline_s = deadline_s
         self.deps = AgentDeps(
             index=index, llm=llm, tree_search=tree_search, graph_search=graph_search, compressor=compressor,
-            provenance=dict(provenance or {}),
+            provenance=dict(provenance or {}), reranker=reranker,
         )
         self._conn: sqlite3.Connection | None = None
         checkpointer = None
@@ -131,10 +135,11 @@ class Agent:
     @classmethod
     def from_deps(cls, deps: AgentDeps, config: AgentConfig = AgentConfig(), *,
                   checkpoint_path: str | Path | None = None, deadline_s: float | None = None) -> "Agent":
-        """An agent over ready :class:`AgentDeps` (what the composition root assembles)."""
-        return cls(deps.index, deps.llm, config, tree_search=deps.tree_search, graph_search=deps.graph_search,
-                   compressor=deps.compressor, checkpoint_path=checkpoint_path, provenance=deps.provenance,
-                   deadline_s=deadline_s)
+        """An agent over ready :class:`AgentDeps` (what the composition root assembles), all of them."""
+        agent = cls(deps.index, deps.llm, config, tree_search=deps.tree_search, checkpoint_path=checkpoint_path,
+                    deadline_s=deadline_s)
+        agent.deps = deps
+        return agent
 
     # -- running --------------------------------------------------------------------------
     def _run_config(self, thread_id: str) -> RunnableConfig:

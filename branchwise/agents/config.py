@@ -28,14 +28,16 @@ def retrieval_routes() -> tuple[str, ...]:
 
     return (*TREE_ROUTES, *RETRIEVERS.names())
 GraphPolicy = Literal["auto", "always", "never"]
-FeedbackMode = Literal["logprob", "json", "none"]
+FeedbackMode = Literal["rerank", "logprob", "json", "none"]
 DistillMode = Literal["llm", "sentences", "none"]
-GapQueryMode = Literal["llm", "template"]
+GapQueryMode = Literal["bridge", "llm", "template"]
+SupportMode = Literal["auto", "lexical", "llm", "none"]
 
 # Super-steps one round of the loop takes: retrieve (parallel routes share a super-step),
-# distill, feedback, gap_query. The rest of the graph: plan, compress, generate.
-_STEPS_PER_ROUND = 4
-_FIXED_STEPS = 3
+# rerank, distill, feedback, gap_query. The rest of the graph: contextualize, plan, compress,
+# generate, verify.
+_STEPS_PER_ROUND = 5
+_FIXED_STEPS = 5
 _RECURSION_MARGIN = 4
 
 
@@ -53,8 +55,8 @@ class AgentConfig:
         max_prompt_tokens: per-query budget of prompt tokens for agent nodes.
         retrieval: the retrieval route: ``"tree"`` (LATTICE navigation), ``"hybrid"``
             (BM25 + dense, reciprocal rank fusion), ``"dense"``, ``"bm25"``,
-            ``"tree+hybrid"`` (both, fused in the pool), or ``"auto"`` (the tree when the
-            index has one and a tree searcher is configured, else hybrid).
+            ``"tree+hybrid"`` (both, fused in the pool), or ``"auto"`` (``"tree+hybrid"``
+            when the index has a tree and a tree searcher is configured, else hybrid).
         graph: when to add the GRAG graph route: ``"auto"`` (relational / multi-hop
             questions, when a graph retriever is configured), ``"always"``, ``"never"``.
         k: chunks retrieved per query and route.
@@ -68,13 +70,31 @@ class AgentConfig:
             ``"none"`` keeps no facts.
         distill_batch: evidence items per distillation call.
         facts_per_item: key facts kept per evidence item.
-        feedback: ``"logprob"`` judges sufficiency by P("Yes") from one forward pass
-            (cheapest on local models, and better separated than generated verdicts, see
-            ``shared/MODELS.md``); ``"json"`` asks for ``{sufficient, missing}``; ``"none"``
-            never loops (one round).
+        feedback: how the loop decides to search again. ``"rerank"`` (no LLM call): the
+            pool suffices once :attr:`hop_docs` different documents score at least
+            :attr:`hop_threshold` with the reranker, else a second hop runs; ``"logprob"``
+            judges sufficiency by the LLM's P("Yes") from one forward pass; ``"json"``
+            asks the LLM for ``{sufficient, missing}``; ``"none"`` never loops.
         sufficiency_threshold: P("Yes") at or above which the pool counts as sufficient.
-        gap_query: ``"llm"`` writes the next query from the unresolved triples, the
-            judged gap and the pool (RFM-RAG); ``"template"`` composes it without a call.
+        hop_threshold: reranker score a passage needs to count toward sufficiency
+            (``feedback="rerank"``).
+        hop_docs: documents that must reach :attr:`hop_threshold` for the pool to suffice
+            (2 for two-hop questions: a bridge and an answer passage).
+        gap_query: how the next round's query is written. ``"bridge"`` (no LLM call): the
+            question plus the best sentence (by the reranker) of the best passage, so the
+            passage about the bridge entity is searched for; ``"llm"`` writes it from the
+            unresolved triples, the judged gap and the pool (RFM-RAG); ``"template"``
+            composes it from the triples and the judged gap.
+        candidates: chunks each route returns per query when a reranker orders the pool
+            (the cheap first stage of the cascade); without a reranker, :attr:`k`.
+        keep: pool items (best by rank score) handed to compression and the answer.
+        abstain_threshold: with a reranker, answer "not found" without an LLM call when
+            no passage scores at least this (0 turns it off).
+        support: the answer-support check after generation: ``"auto"`` accepts an answer
+            whose words all appear in the text it cites and asks the LLM's P(Yes) otherwise;
+            ``"lexical"`` / ``"llm"`` use one of the two; ``"none"`` trusts the reader.
+            An unsupported answer becomes "not found", with the reason in the trace.
+        support_threshold: P(Yes) at or above which the LLM check accepts the answer.
         context_budget_tokens: token budget of the evidence given to the generator (the
             compressor's budget, or the truncation budget without one).
         answer_max_tokens: generation bound of the final answer.
@@ -91,14 +111,21 @@ class AgentConfig:
     graph: GraphPolicy = "auto"
     k: int = 4
     max_subqueries: int = 2
-    plan: bool = True
+    plan: bool = False
     json_retries: int = 1
     distill: DistillMode = "sentences"
     distill_batch: int = 4
     facts_per_item: int = 2
-    feedback: FeedbackMode = "logprob"
+    feedback: FeedbackMode = "rerank"
     sufficiency_threshold: float = 0.5
-    gap_query: GapQueryMode = "template"
+    hop_threshold: float = 0.5
+    hop_docs: int = 2
+    gap_query: GapQueryMode = "bridge"
+    candidates: int = 20
+    keep: int = 6
+    abstain_threshold: float = 0.0
+    support: SupportMode = "auto"
+    support_threshold: float = 0.5
     context_budget_tokens: int = 384
     answer_max_tokens: int = 200
     answer_style: Literal["sentence", "short"] = "sentence"
@@ -115,6 +142,12 @@ class AgentConfig:
             "distill_batch": self.distill_batch >= 1,
             "facts_per_item": self.facts_per_item >= 1,
             "sufficiency_threshold": 0.0 <= self.sufficiency_threshold <= 1.0,
+            "hop_threshold": 0.0 <= self.hop_threshold <= 1.0,
+            "hop_docs": self.hop_docs >= 1,
+            "candidates": self.candidates >= 1,
+            "keep": self.keep >= 1,
+            "abstain_threshold": 0.0 <= self.abstain_threshold <= 1.0,
+            "support_threshold": 0.0 <= self.support_threshold <= 1.0,
             "context_budget_tokens": self.context_budget_tokens >= 1,
             "answer_max_tokens": self.answer_max_tokens >= 1,
             "snippet_chars": self.snippet_chars >= 20,
@@ -127,6 +160,16 @@ class AgentConfig:
                 f"AgentConfig has out-of-range values: {', '.join(bad)}.",
                 fix="use positive counts and budgets, and a sufficiency_threshold in [0, 1].",
             )
+
+    @classmethod
+    def rfm(cls, **changes: object) -> "AgentConfig":
+        """The LLM-judged RFM-RAG loop (arXiv 2508.17862): the LLM plans triples and
+        sub-questions, judges sufficiency by P("Yes") and the gap query comes from the
+        unresolved triples; no reranker-based hop and no support check. Worth its extra
+        calls with larger readers; the defaults are the cascade for small local ones.
+        """
+        base = {"plan": True, "feedback": "logprob", "gap_query": "template", "support": "none"}
+        return cls(**{**base, **changes})  # type: ignore[arg-type]
 
     @property
     def recursion_limit(self) -> int:

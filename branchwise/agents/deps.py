@@ -16,6 +16,7 @@ from branchwise.agents.config import AgentConfig
 from branchwise.errors import InputError
 from branchwise.compression.base import Compressor
 from branchwise.models.base import LLM
+from branchwise.relevance.base import Reranker
 from branchwise.types import Chunk, Evidence, ScoredChunk, Usage
 
 
@@ -85,6 +86,8 @@ class AgentDeps:
             token budget.
         provenance: what assembled these deps (index path, model specs, settings; no
             credentials), recorded in every run's trace. The composition root fills it.
+        reranker: orders the evidence pool (the rerank node), scores the second hop's
+            sentences; None keeps the retrieval routes' order.
     """
 
     index: ChunkIndex
@@ -93,6 +96,7 @@ class AgentDeps:
     graph_search: GraphSearch | None = None
     compressor: Compressor | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    reranker: Reranker | None = None
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:

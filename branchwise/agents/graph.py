@@ -2,18 +2,25 @@
 
 Topology (RFM-RAG loop, arXiv 2508.17862, over LATTICE / hybrid / GRAG retrieval)::
 
-    START → contextualize → plan ─route_retrieval─▶ retrieve_tree | retrieve_index | graph_retrieve ─▶ distill
+    START → contextualize → plan ─route_retrieval─▶ retrieve_tree | retrieve_index | graph_retrieve ─▶ rerank
                                ▲                        (one or several, in parallel)                  │
+                               │                                                                     distill
                                └── route_retrieval ◀── gap_query ◀─continue─ feedback ◀────────────────┘
                                                                                │ answer
                                                                                ▼
-                                                                compress ─▶ generate ─▶ END
+                                                        compress ─▶ generate ─▶ verify ─▶ END
+
+With the defaults for small local readers no LLM call happens before ``generate``: the routes
+fetch a wide candidate list, ``rerank`` orders it with the trained cross-encoder, ``feedback``
+decides the second hop by the reranker's scores and ``gap_query`` writes it from the best
+passage's best sentence (``nodes_rank``); ``verify`` withholds an answer its cited text does
+not support (``nodes_verify``).
 
 ``contextualize`` turns a follow-up into a standalone question from the run's ``history``
 (no LLM call when there is none; see ``nodes_context``).
 
 Nodes are small functions ``(state, runtime, env) -> partial update`` (see ``nodes_context``,
-``nodes_reason``, ``nodes_retrieve``, ``nodes_answer``); ``env`` (the :class:`AgentConfig`
+``nodes_reason``, ``nodes_retrieve``, ``nodes_rank``, ``nodes_answer``, ``nodes_verify``); ``env`` (the :class:`AgentConfig`
 and optional default deps) is bound here with :func:`functools.partial`, while the run-time
 dependencies (index, LLM, retrievers, compressor) arrive per run as the LangGraph context
 (``graph.invoke(inputs, config, context=AgentDeps(...))``). Inspect the graph with
@@ -57,7 +64,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
-from branchwise.agents import nodes_answer, nodes_context, nodes_reason, nodes_retrieve, routers
+from branchwise.agents import nodes_answer, nodes_context, nodes_rank, nodes_reason, nodes_retrieve, nodes_verify, routers
 from branchwise.agents.config import AgentConfig
 from branchwise.agents.deps import AgentDeps, GraphEnv
 from branchwise.agents.state import AgentInput, AgentState
@@ -72,11 +79,13 @@ NODES: dict[str, Callable[..., dict[str, Any]]] = {
     "retrieve_tree": nodes_retrieve.retrieve_tree,
     "retrieve_index": nodes_retrieve.retrieve_index,
     "graph_retrieve": nodes_retrieve.graph_retrieve,
+    "rerank": nodes_rank.rerank,
     "distill": nodes_retrieve.distill,
     "feedback": nodes_reason.feedback,
     "gap_query": nodes_reason.gap_query,
     "compress": nodes_answer.compress,
     "generate": nodes_answer.generate,
+    "verify": nodes_verify.verify,
 }
 
 
@@ -117,12 +126,14 @@ def agent_builder(
     builder.add_edge("contextualize", "plan")
     builder.add_conditional_edges("plan", route, retrieval_targets)
     for name in ("retrieve_tree", "retrieve_index", "graph_retrieve"):
-        builder.add_edge(name, "distill")
+        builder.add_edge(name, "rerank")
+    builder.add_edge("rerank", "distill")
     builder.add_edge("distill", "feedback")
     builder.add_conditional_edges("feedback", routers.after_feedback, list(get_args(routers.FeedbackNext)))
     builder.add_conditional_edges("gap_query", route, retrieval_targets)
     builder.add_edge("compress", "generate")
-    builder.add_edge("generate", END)
+    builder.add_edge("generate", "verify")
+    builder.add_edge("verify", END)
     return builder
 
 

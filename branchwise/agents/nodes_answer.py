@@ -26,6 +26,7 @@ from branchwise.agents.state import (
     UsageRecord,
     evidence_from_record,
     evidence_to_record,
+    rank_score,
     ranked_pool,
 )
 from branchwise.agents.structured import call_record, usage_of, usage_record
@@ -56,13 +57,28 @@ def truncate_pool(pool: Sequence[EvidenceRecord], budget: int) -> tuple[list[Evi
 
 
 def compress(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
-    """Fit the pool into the generator's budget with the configured compressor (or truncation)."""
+    """Fit the best ``keep`` pool items into the generator's budget.
+
+    Selective, as RECOMP: evidence that already fits the budget is passed whole; otherwise
+    the configured compressor (or truncation) cuts it. With a reranker and
+    ``abstain_threshold``, a pool whose best item scores below it is dropped (the answer is
+    then "not found", without an LLM call).
+    """
     deps, cfg = env.deps(runtime.context), env.config
-    pool = ranked_pool(state.get("evidence", {}))
+    full = ranked_pool(state.get("evidence", {}))
+    pool = full[: cfg.keep]
     budget = cfg.context_budget_tokens
     usage: UsageRecord = {}
     compressor = deps.compressor
-    if compressor is not None and compressor.mode != "none":
+    before = sum(count_tokens(r["text"]) for r in pool)
+    best = rank_score(pool[0]) if pool else 0.0
+    if deps.reranker is not None and cfg.abstain_threshold > 0 and best < cfg.abstain_threshold:
+        emit(runtime, "progress", "compress", f"no passage is relevant enough (best {best:.2f}): not answering")
+        context, after, method, emptied = [], 0, "abstain", True
+    elif before <= budget:
+        emit(runtime, "progress", "compress", f"{len(pool)} items fit in {budget} tokens: no compression")
+        context, after, method, emptied = list(pool), before, "none", False
+    elif compressor is not None and compressor.mode != "none":
         emit(runtime, "progress", "compress", f"compressing {len(pool)} items ({compressor.mode})")
         cc = compressor.compress(state["question"], [evidence_from_record(r) for r in pool], budget)
         context = [evidence_to_record(e) for e in cc.items]
@@ -79,7 +95,7 @@ def compress(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         "tokens_before": before,
         "tokens_after": after,
         "ratio": round(after / before, 4) if before else 0.0,
-        "removed": [e["chunk_id"] for e in pool if e["chunk_id"] not in kept],
+        "removed": [e["chunk_id"] for e in full if e["chunk_id"] not in kept],
         "emptied": emptied,
     }
     log.info("context: %d -> %d tokens (%s)", before, after, method)

@@ -31,6 +31,7 @@ from branchwise.agents.state import (
     UsageRecord,
     ranked_pool,
 )
+from branchwise.agents.nodes_rank import bridge_query, sufficient_by_rerank
 from branchwise.agents.structured import call_json, call_record, prompt_usage
 from branchwise.navigation.scorers import p_yes
 
@@ -118,6 +119,7 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[
         "usage": Overwrite(usage),
         "notes": Overwrite(notes),
         "calls": Overwrite(calls),
+        "reranks": Overwrite([]),
         "run": {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **deps.provenance},
     }
 
@@ -165,6 +167,9 @@ def feedback(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> d
         record["mode"], stop = "skipped", spent
     elif not pool:
         record["mode"], record["missing"] = "skipped", state["question"]
+    elif cfg.feedback == "rerank":
+        record["sufficient"], record["missing"] = sufficient_by_rerank(pool, cfg)
+        stop = "sufficient" if record["sufficient"] else ""
     else:
         emit(runtime, "progress", "feedback", f"judging the evidence pool ({len(pool)} items)")
         shown = pool[: max(cfg.k, 2 * cfg.max_subqueries)]
@@ -225,7 +230,14 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
     notes: list[NoteRecord] = []
     calls: list[CallRecord] = []
     candidates: list[str] = []
-    if cfg.gap_query == "llm" and not cfg.budget_spent(state.get("usage", {})):
+    if cfg.gap_query == "bridge":
+        pool = ranked_pool(state.get("evidence", {}))
+        emit(runtime, "progress", "gap_query", "second hop: searching from the best passage's best sentence")
+        hop = bridge_query(state["question"], pool, deps.reranker, state.get("queries_issued", []))
+        candidates += [hop] if hop else []
+        missing = ""  # the hop query stands for the gap; no template fallbacks
+        unresolved = []
+    elif cfg.gap_query == "llm" and not cfg.budget_spent(state.get("usage", {})):
         emit(runtime, "progress", "gap_query", "writing a query for the missing evidence")
         pool = ranked_pool(state.get("evidence", {}))[: cfg.k]
         messages = prompts.gap_messages(
@@ -238,10 +250,11 @@ def gap_query(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> 
             candidates.append(outcome.value)
         if (note := outcome.note("gap_query", "template gap query")) is not None:
             notes.append(note)
-    if missing:
-        candidates.append(missing)
-    candidates += [describe_triple(t, state.get("triples", [])) for t in unresolved]
-    candidates.append(f"{state['question']} {missing}".strip())
+    if cfg.gap_query != "bridge":
+        if missing:
+            candidates.append(missing)
+        candidates += [describe_triple(t, state.get("triples", [])) for t in unresolved]
+        candidates.append(f"{state['question']} {missing}".strip())
     issued = {" ".join(q.lower().split()) for q in state.get("queries_issued", [])}
     fresh = [q for q in _dedupe(candidates) if " ".join(q.lower().split()) not in issued][: cfg.max_subqueries]
     if not fresh:

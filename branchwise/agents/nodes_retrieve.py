@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from langgraph.runtime import Runtime
 
 from branchwise.agents import prompts
+from branchwise.agents.config import AgentConfig
 from branchwise.agents.deps import AgentDeps, GraphEnv, chunk_texts
 from branchwise.agents.events import emit
 from branchwise.agents.lexical import top_sentences
@@ -32,6 +33,11 @@ from branchwise.retrieval.registry import RETRIEVERS
 from branchwise.types import ScoredChunk
 
 log = logging.getLogger(__name__)
+
+
+def _k(deps: AgentDeps, cfg: AgentConfig) -> int:
+    """Hits per route and query: the cascade's wide first stage when a reranker orders the pool."""
+    return cfg.candidates if deps.reranker is not None else cfg.k
 
 
 def _records_from_hits(
@@ -83,7 +89,7 @@ def retrieve_index(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv
     retrievals: list[RetrievalRecord] = []
     for query in state.get("pending_queries", []):
         emit(runtime, "progress", "retrieve_index", f"{mode} search: {query}")
-        recs = _records_from_hits(deps, search(query, cfg.k), source=mode, rnd=rnd, query=query)
+        recs = _records_from_hits(deps, search(query, _k(deps, cfg)), source=mode, rnd=rnd, query=query)
         retrievals.append(_retrieval(rnd, mode, query, recs))
         for cid, rec in recs.items():
             evidence.setdefault(cid, rec)
@@ -103,7 +109,7 @@ def retrieve_tree(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv)
     for query in state.get("pending_queries", []):
         emit(runtime, "progress", "retrieve_tree", f"navigating the tree: {query}")
         result = deps.tree_search.search(
-            query, cfg.k, on_progress=lambda m: emit(runtime, "progress", "retrieve_tree", m)
+            query, _k(deps, cfg), on_progress=lambda m: emit(runtime, "progress", "retrieve_tree", m)
         )
         recs = _records_from_hits(deps, result.hits, source="tree", rnd=rnd, query=query)
         retrievals.append(_retrieval(rnd, "tree", query, recs))
@@ -125,7 +131,7 @@ def graph_retrieve(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv
     for query in state.get("pending_queries", []):
         emit(runtime, "progress", "graph_retrieve", f"graph search: {query}")
         recs: dict[str, EvidenceRecord] = {}
-        for ev in deps.graph_search.retrieve(query, cfg.k):
+        for ev in deps.graph_search.retrieve(query, _k(deps, cfg)):
             rec = evidence_to_record(ev)
             recs.setdefault(ev.chunk_id, {**rec, "source": "graph", "round": rnd, "query": query})
         retrievals.append(_retrieval(rnd, "graph", query, recs))

@@ -218,3 +218,13 @@ def contextualize_messages(question: str, history: Sequence[ChatTurn]) -> list[M
         f"Last question: {quote_turn(question)}\nJSON:"
     )
     return [Message("system", system), Message("user", user)]
+
+
+def support_messages(passage: str, question: str, answer: str) -> list[Message]:
+    """Does the cited passage support the answer? (read as P("Yes") from one forward pass)."""
+    system = (f"You check whether an answer is stated by a source passage. {_DATA_RULE} "
+              "Answer Yes only if the passage itself says so; otherwise answer No.")
+    user = (f"<source>\n{quote_untrusted(passage)}\n</source>\n\nQuestion: {question.strip()}\n"
+            f"Proposed answer: {answer.strip()}\n"
+            "Does the source support this answer to the question? Answer Yes or No.")
+    return [Message("system", system), Message("user", user)]

@@ -27,8 +27,8 @@ FeedbackNext = Literal["gap_query", "compress"]
 def route_retrieval(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> list[RetrievalNode]:
     """The retrieval nodes for this round.
 
-    ``retrieval="auto"`` takes the tree when a tree search is configured, else hybrid
-    search. A configured graph route joins for relational / multi-hop questions
+    ``retrieval="auto"`` takes the tree and hybrid search together when a tree search is
+    configured, else hybrid search. A configured graph route joins for relational / multi-hop questions
     (``graph="auto"``) or always (``"always"``). A tree route without a tree search falls
     back to the flat index (logged), so a run never ends with no route.
     """
@@ -38,7 +38,7 @@ def route_retrieval(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEn
     has_tree = deps.tree_search is not None
     want = cfg.retrieval
     if want == "auto":
-        want = "tree" if has_tree else "hybrid"
+        want = "tree+hybrid" if has_tree else "hybrid"
     routes: list[RetrievalNode] = []
     if want in ("tree", "tree+hybrid"):
         if has_tree:

@@ -42,7 +42,12 @@ class Triple(TypedDict):
 
 
 class EvidenceRecord(TypedDict):
-    """JSON form of :class:`branchwise.types.Evidence` (same keys)."""
+    """JSON form of :class:`branchwise.types.Evidence` (same keys), plus the reranker's score.
+
+    ``score`` is the retrieval route's (max-normalised within its list); ``rerank``, once the
+    rerank node has read the item, is the reranker's score in [0, 1], which then orders the
+    pool (:func:`ranked_pool`).
+    """
 
     chunk_id: str
     text: str
@@ -52,6 +57,33 @@ class EvidenceRecord(TypedDict):
     query: str
     facts: list[str]
     title: str
+    rerank: NotRequired[float]
+
+
+class RerankRecord(TypedDict):
+    """One pass of the rerank node: how many pool items it scored, with what, the best ones."""
+
+    round: int
+    reranker: str
+    scored: int
+    top: list[tuple[str, float]]
+
+
+class SupportRecord(TypedDict):
+    """The answer-support check: was the answer backed by the chunk(s) it cites?
+
+    ``method`` is ``"lexical"`` (the answer's words are in the cited text), ``"llm"`` (the
+    LLM's P(Yes) that the cited text supports the answer), ``"abstain"`` (no evidence scored
+    high enough to answer from) or ``"unchecked"`` (the backend cannot score, e.g. an
+    endpoint without logprobs: ``supported`` is None and the answer is kept); ``score`` is
+    P(Yes) or the covered share of words.
+    """
+
+    method: str
+    supported: bool | None
+    score: float
+    chunk_ids: list[str]
+    detail: str
 
 
 class RetrievalRecord(TypedDict):
@@ -131,13 +163,19 @@ class CitationRecord(TypedDict):
 
 
 class AnswerRecord(TypedDict):
-    """The final answer as stored in the state."""
+    """The final answer as stored in the state.
+
+    ``inferred_citations`` is True when the reader wrote no ``[n]`` marker and the citation
+    was attributed by word overlap; ``withheld`` holds the reader's text when the support
+    check replaced an unsupported answer by "not found".
+    """
 
     text: str
     found: bool
     citations: list[CitationRecord]
     context_tokens: int
     inferred_citations: bool
+    withheld: NotRequired[str]
 
 
 def merge_evidence(
@@ -161,6 +199,8 @@ def merge_evidence(
             "round": min(old["round"], new["round"]),
             "facts": facts,
         }
+        if "rerank" in old or "rerank" in new:
+            merged[chunk_id]["rerank"] = max(old.get("rerank", 0.0), new.get("rerank", 0.0))
     return merged
 
 
@@ -252,6 +292,8 @@ class AgentState(TypedDict, total=False):
         compression: what the compress node did.
         answer: the final answer.
         calls: the agent nodes' LLM calls, in order (prompt hashes and tokens).
+        reranks: one record per pass of the rerank node.
+        support: the answer-support check of the final answer.
         run: what produced this run: when, over which index, with which models and settings
             (credentials redacted); set by the first node from the assembly's provenance.
     """
@@ -278,6 +320,8 @@ class AgentState(TypedDict, total=False):
     compression: CompressionRecord
     answer: AnswerRecord
     calls: Annotated[list[CallRecord], operator.add]
+    reranks: Annotated[list[RerankRecord], operator.add]
+    support: SupportRecord
     run: dict[str, Any]
 
 
@@ -296,10 +340,15 @@ def evidence_to_record(ev: Evidence) -> EvidenceRecord:
 
 
 def evidence_from_record(rec: EvidenceRecord) -> Evidence:
-    """The :class:`Evidence` of a JSON record."""
-    return Evidence.from_dict(dict(rec))
+    """The :class:`Evidence` of a JSON record (its score: the rank score, see :func:`rank_score`)."""
+    return Evidence.from_dict({**rec, "score": rank_score(rec)})
+
+
+def rank_score(e: EvidenceRecord) -> float:
+    """What orders the pool: the reranker's score when the item has one, else the route's."""
+    return e.get("rerank", e["score"])
 
 
 def ranked_pool(pool: dict[str, EvidenceRecord]) -> list[EvidenceRecord]:
-    """Pool items best first (score, then earlier round, then chunk id): a stable order."""
-    return sorted(pool.values(), key=lambda e: (-e["score"], e["round"], e["chunk_id"]))
+    """Pool items best first (rank score, then earlier round, then chunk id): a stable order."""
+    return sorted(pool.values(), key=lambda e: (-rank_score(e), e["round"], e["chunk_id"]))

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from branchwise.agents.state import (
+    RerankRecord,
+    SupportRecord,
     CallRecord,
     AnswerRecord,
     ContextRecord,
@@ -77,6 +79,9 @@ class AgentTrace:
         calls: the agent nodes' LLM calls (node, kind, prompt hash, tokens), in order.
         run: what produced the run: ``created_at`` (UTC), ``index``, ``llm``, ``embedder``
             and the ``settings`` (credentials redacted).
+        reranks: each pass of the rerank node (reranker, items scored, the best ones).
+        support: the answer-support check (method, verdict, score, cited chunks, why); an
+            answer it rejected keeps the reader's text in ``answer["withheld"]``.
     """
 
     question: str
@@ -98,6 +103,8 @@ class AgentTrace:
     run: dict[str, Any] = field(default_factory=dict)
     original_question: str = ""
     contextualize: dict[str, Any] | None = None
+    reranks: list[RerankRecord] = field(default_factory=list)
+    support: SupportRecord | None = None
 
     @classmethod
     def from_state(
@@ -130,6 +137,8 @@ class AgentTrace:
             run=dict(state.get("run", {})),
             original_question=state.get("original_question", state.get("question", "")),
             contextualize=_context_summary(ctx),
+            reranks=list(state.get("reranks", [])),
+            support=state.get("support"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +163,8 @@ class AgentTrace:
             "run": self.run,
             "original_question": self.original_question,
             "contextualize": self.contextualize,
+            "reranks": self.reranks,
+            "support": self.support,
         }
 
     @classmethod
@@ -183,6 +194,8 @@ class AgentTrace:
             run=dict(d.get("run", {})),
             original_question=d.get("original_question", ""),
             contextualize=d.get("contextualize"),
+            reranks=list(d.get("reranks", [])),
+            support=d.get("support"),
         )
 
     def save(self, path: Path) -> None:

@@ -26,7 +26,8 @@ from branchwise.evals.systems import (
 )
 from branchwise.navigation.navigate import navigate
 from branchwise.navigation.registry import SCORERS
-from branchwise.types import ScoredChunk
+from branchwise.relevance.base import passage_text
+from branchwise.types import ScoredChunk, Usage
 
 #: agent variants: name -> (Settings.replace(...) changes, description, needs a tree)
 AGENT_VARIANTS: dict[str, tuple[dict[str, Any], str, bool]] = {
@@ -63,6 +64,31 @@ class NavigatorSystem:
         trace = result.trace
         info = {"iterations": len(getattr(trace, "steps", []) or []), "stop": getattr(trace, "stop_reason", "")}
         return SystemOutput(retrieved=list(result.ranked[: self._ctx.k]), usage=usage, info=info)
+
+
+# ------------------------------------------------------------------------------- reranked hybrid
+class RerankedSystem:
+    """Hybrid search's top ``candidates`` reordered by the run's reranker (``Settings.reranker``):
+    the cascade's precision stage alone, a flat retrieval baseline for the navigator and agent."""
+
+    def __init__(self, ctx: SystemContext, candidates: int = 50) -> None:
+        self.name = "hybrid_rerank"
+        self._ctx = ctx
+        self._candidates = candidates
+        self._reranker = Assembly(ctx.index, ctx.settings).reranker()
+        if self._reranker is None:
+            raise InputError("system 'hybrid_rerank' needs a reranker.", fix="set --reranker (e.g. default).")
+
+    def run(self, question: str) -> SystemOutput:
+        from branchwise.relevance.base import rank
+
+        with Stopwatch() as sw:
+            hits = self._ctx.index.search_hybrid(question, self._candidates)
+            chunks = [self._ctx.index.chunks.get(h.chunk_id) for h in hits]
+            scores = self._reranker.score(question, [passage_text(c.title, c.text) for c in chunks])
+            ranked = [ScoredChunk(hits[i].chunk_id, scores[i], "hybrid_rerank") for i in rank(scores)]
+        return SystemOutput(retrieved=ranked[: self._ctx.k], usage=Usage(embed_calls=1, latency_s=sw.seconds),
+                            info={"candidates": len(hits)})
 
 
 # ------------------------------------------------------------------------------- agent
@@ -112,6 +138,8 @@ def _register() -> None:
         register_system(SystemSpec(f"navigator:{entry.name}", lambda ctx, s=entry.name: NavigatorSystem(ctx, s),
                                    f"tree navigation, {entry.description}", needs_llm="llm" in entry.needs,
                                    needs_tree=True))
+    register_system(SystemSpec("hybrid_rerank", RerankedSystem,
+                               "hybrid top-50 reordered by the reranker (Settings.reranker)"))
     for name, (changes, what, needs_tree) in AGENT_VARIANTS.items():
         register_system(SystemSpec(name, lambda ctx, n=name, c=changes: AgentSystem(ctx, n, c), what, needs_llm=True,
                                    needs_tree=needs_tree))

@@ -34,6 +34,12 @@ def rank(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
+def passage_text(title: str, text: str) -> str:
+    """How a passage is shown to a reranker: ``"title: text"`` (titles carry the entity that
+    pronouns in the text refer to; the bundled reranker was trained on this form)."""
+    return f"{title}: {text}" if title else text
+
+
 def p_yes(logprob_yes: float, logprob_no: float) -> float:
     """``P(Yes) / (P(Yes) + P(No))`` from two log-probabilities, computed stably."""
     d = logprob_no - logprob_yes

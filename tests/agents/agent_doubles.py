@@ -108,6 +108,7 @@ STEP_MARKERS = {
     "feedback": "Answer Yes or No",
     "gap": "write one short search query",
     "answer": "You answer questions from the numbered sources",
+    "verify": "You check whether an answer is stated by a source passage",
 }
 
 

@@ -37,7 +37,7 @@ def stoker_llm(**scripts: object) -> RoutedLLM:
 
 def test_sufficient_pool_stops_after_one_round_with_the_right_citation(fake_index: FakeIndex) -> None:
     llm = stoker_llm(p_yes=[0.95])
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=3)).ask(STOKER_Q)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=3)).ask(STOKER_Q)
     assert answer.found and "Clontarf" in answer.text
     assert [c.chunk_id for c in answer.citations] == ["stoker#0"]
     trace: AgentTrace = answer.trace
@@ -53,7 +53,7 @@ def test_insufficient_pool_issues_a_gap_query_and_finds_the_missing_hop(fake_ind
         p_yes=[0.1, 0.9],
         answer=cite_source_with("Liffey", "The River Liffey flows through Dublin, Stoker's birthplace."),
     )
-    cfg = AgentConfig(max_rounds=3, k=2, max_subqueries=2)
+    cfg = AgentConfig.rfm(max_rounds=3, k=2, max_subqueries=2)
     answer = Agent(fake_index, llm, cfg).ask(DRACULA_Q)
     trace = answer.trace
     assert [r["decision"] for r in trace.rounds] == ["continue", "answer"]
@@ -73,7 +73,7 @@ GAPS = ['{"query": "Clontarf"}', '{"query": "Dublin"}', '{"query": "Ireland"}', 
 
 def test_loop_is_bounded_by_max_rounds_not_the_recursion_limit(fake_index: FakeIndex) -> None:
     llm = stoker_llm(p_yes=[0.05], gap=GAPS)
-    cfg = AgentConfig(max_rounds=4, k=1, max_subqueries=1, gap_query="llm", max_llm_calls=50)
+    cfg = AgentConfig.rfm(max_rounds=4, k=1, max_subqueries=1, gap_query="llm", max_llm_calls=50)
     answer = Agent(fake_index, llm, cfg).ask(STOKER_Q)
     trace = answer.trace
     assert len(trace.rounds) == 4 and trace.stop_reason == "max_rounds"
@@ -90,14 +90,14 @@ def test_loop_is_bounded_by_max_rounds_not_the_recursion_limit(fake_index: FakeI
 
 def test_loop_ends_when_there_is_nothing_new_to_search(fake_index: FakeIndex) -> None:
     llm = stoker_llm(p_yes=[0.05])  # insufficient, but the only triple is covered: no gap query
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=4, k=1, max_subqueries=1)).ask(STOKER_Q)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=4, k=1, max_subqueries=1)).ask(STOKER_Q)
     assert len(answer.trace.rounds) == 1 and answer.trace.stop_reason == "no_new_query"
     assert answer.found
 
 
 def test_call_budget_stops_the_loop_and_still_answers(fake_index: FakeIndex) -> None:
     llm = stoker_llm(p_yes=[0.05], gap=GAPS)
-    cfg = AgentConfig(max_rounds=5, max_llm_calls=3, k=1, gap_query="llm")
+    cfg = AgentConfig.rfm(max_rounds=5, max_llm_calls=3, k=1, gap_query="llm")
     answer = Agent(fake_index, llm, cfg).ask(STOKER_Q)
     # plan + feedback + gap query spend the 3 calls; round 1's judgement is skipped
     assert answer.trace.stop_reason == "call_budget" and len(answer.trace.rounds) == 2
@@ -107,7 +107,7 @@ def test_call_budget_stops_the_loop_and_still_answers(fake_index: FakeIndex) -> 
 
 def test_malformed_plan_falls_back_to_the_question_and_is_recorded(fake_index: FakeIndex) -> None:
     llm = stoker_llm(plan=["{{{ not json", "still not json"])
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=1)).ask(STOKER_Q)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1)).ask(STOKER_Q)
     assert answer.found and answer.citations[0].chunk_id == "stoker#0"
     assert answer.trace.subqueries == [STOKER_Q] and answer.trace.triples == []
     assert [(n["node"], n["kind"]) for n in answer.trace.notes] == [("plan", "fallback")]
@@ -116,7 +116,7 @@ def test_malformed_plan_falls_back_to_the_question_and_is_recorded(fake_index: F
 
 def test_unsupported_question_answers_not_found(fake_index: FakeIndex) -> None:
     llm = routed(plan=plan_reply([("?x", "founded", "Rome")], []), answer="NOT_FOUND")
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=1)).ask("Who founded Rome?")
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1)).ask("Who founded Rome?")
     assert not answer.found and answer.text == "Not found in the corpus." and answer.citations == []
     assert answer.trace.answer["found"] is False
 
@@ -147,7 +147,7 @@ def test_parallel_routes_merge_into_one_deduplicated_pool_and_traces_round_trip(
     fake_index: FakeIndex, tmp_path: Path
 ) -> None:
     llm = routed(plan=DRACULA_PLAN, p_yes=[0.9], answer=cite_source_with("Clontarf", "Dublin."))
-    cfg = AgentConfig(retrieval="tree+hybrid", graph="auto", max_rounds=2, k=3, max_subqueries=1)
+    cfg = AgentConfig.rfm(retrieval="tree+hybrid", graph="auto", max_rounds=2, k=3, max_subqueries=1)
     agent = Agent(fake_index, llm, cfg, tree_search=FakeTree(), graph_search=FakeGraph())
     answer = agent.ask(DRACULA_Q)
     trace = answer.trace
@@ -166,15 +166,16 @@ def test_parallel_routes_merge_into_one_deduplicated_pool_and_traces_round_trip(
 
 def test_streaming_yields_steps_progress_tokens_then_the_answer(fake_index: FakeIndex) -> None:
     llm = stoker_llm(p_yes=[0.9])
-    events = list(Agent(fake_index, llm, AgentConfig(max_rounds=2)).stream(STOKER_Q))
+    events = list(Agent(fake_index, llm, AgentConfig.rfm(max_rounds=2)).stream(STOKER_Q))
     kinds = [e.kind for e in events]
     assert kinds[-1] == "answer" and kinds.count("answer") == 1
     assert events[-1].answer is not None and events[-1].answer.citations[0].chunk_id == "stoker#0"
     steps = [e.node for e in events if e.kind == "step"]
-    assert steps == ["contextualize", "plan", "retrieve_index", "distill", "feedback", "compress", "generate"]
+    assert steps == ["contextualize", "plan", "retrieve_index", "rerank", "distill", "feedback", "compress", "generate",
+                     "verify"]
     progress = [e.message for e in events if e.kind == "progress"]
     assert any(m.startswith("evidence pool: ") for m in progress)
-    assert any(m.startswith("fitting ") for m in progress)
+    assert any("no compression" in m or m.startswith("fitting ") for m in progress)
     tokens = "".join(e.message for e in events if e.kind == "token")
     assert tokens.startswith("Bram Stoker was born in Clontarf")
     feedback_step = next(e for e in events if e.kind == "step" and e.node == "feedback")
@@ -184,13 +185,13 @@ def test_streaming_yields_steps_progress_tokens_then_the_answer(fake_index: Fake
 def test_checkpoint_resume_continues_without_repeating_finished_steps(fake_index: FakeIndex, tmp_path: Path) -> None:
     db = tmp_path / "checkpoints.sqlite"
     broken = stoker_llm(p_yes=[0.9], fail_on={"answer": BackendError("generator down", fix="retry later")})
-    with Agent(fake_index, broken, AgentConfig(max_rounds=2), checkpoint_path=db) as agent:
+    with Agent(fake_index, broken, AgentConfig.rfm(max_rounds=2), checkpoint_path=db) as agent:
         with pytest.raises(BackendError):
             agent.ask(STOKER_Q, thread_id="t-1")
         assert agent.last_thread_id == "t-1"
     assert broken.counts == {"plan": 1, "feedback": 1, "answer": 1}
     fresh = stoker_llm(p_yes=[0.9])
-    with Agent(fake_index, fresh, AgentConfig(max_rounds=2), checkpoint_path=db) as agent:
+    with Agent(fake_index, fresh, AgentConfig.rfm(max_rounds=2), checkpoint_path=db) as agent:
         answer = agent.resume("t-1")
         assert fresh.counts == {"answer": 1}  # plan / retrieval / feedback came from the checkpoint
         assert answer.citations[0].chunk_id == "stoker#0" and answer.trace.thread_id == "t-1"
@@ -200,7 +201,7 @@ def test_checkpoint_resume_continues_without_repeating_finished_steps(fake_index
 
 def test_transient_backend_errors_are_retried_by_the_node_policy(fake_index: FakeIndex) -> None:
     llm = stoker_llm(p_yes=[0.9], fail_on={"answer": BackendError("HTTP 503", retryable=True)})
-    answer = Agent(fake_index, llm, AgentConfig(max_rounds=1)).ask(STOKER_Q)
+    answer = Agent(fake_index, llm, AgentConfig.rfm(max_rounds=1)).ask(STOKER_Q)
     assert answer.found and llm.counts["answer"] == 2
 
 
@@ -211,7 +212,7 @@ def test_a_reused_thread_starts_each_question_with_an_empty_pool(fake_index: Fak
         answer=[cite_source_with("Clontarf", "Clontarf."), cite_source_with("Swept", "Compressibility drag.")],
     )
     with Agent(
-        fake_index, llm, AgentConfig(max_rounds=1, k=1, max_subqueries=1), checkpoint_path=tmp_path / "c.sqlite"
+        fake_index, llm, AgentConfig.rfm(max_rounds=1, k=1, max_subqueries=1), checkpoint_path=tmp_path / "c.sqlite"
     ) as agent:
         first = agent.ask(STOKER_Q, thread_id="same")
         second = agent.ask("What do swept wings delay?", thread_id="same")
@@ -221,7 +222,7 @@ def test_a_reused_thread_starts_each_question_with_an_empty_pool(fake_index: Fak
 
 
 def test_graph_is_inspectable_and_runs_with_build_time_deps(fake_index: FakeIndex) -> None:
-    graph = build_graph(AgentConfig(max_rounds=1), deps=AgentDeps(fake_index, stoker_llm()))
+    graph = build_graph(AgentConfig.rfm(max_rounds=1), deps=AgentDeps(fake_index, stoker_llm()))
     mermaid = graph.get_graph().draw_mermaid()
     for edge in (
         "plan -.-> retrieve_tree",
@@ -230,7 +231,7 @@ def test_graph_is_inspectable_and_runs_with_build_time_deps(fake_index: FakeInde
         "compress --> generate",
     ):
         assert edge in mermaid
-    state = graph.invoke({"question": STOKER_Q}, {"recursion_limit": AgentConfig(max_rounds=1).recursion_limit})
+    state = graph.invoke({"question": STOKER_Q}, {"recursion_limit": AgentConfig.rfm(max_rounds=1).recursion_limit})
     assert state["answer"]["citations"][0]["chunk_id"] == "stoker#0"
     assert graph.get_input_jsonschema()["required"] == ["question"]
     assert graph.get_context_jsonschema() == {}
@@ -267,18 +268,19 @@ def test_routers(fake_index: FakeIndex) -> None:
 
     plain = AgentDeps(fake_index, routed())
     full = AgentDeps(fake_index, routed(), tree_search=FakeTree(), graph_search=FakeGraph())
-    assert routes(AgentConfig(), plain) == ["retrieve_index"]
-    assert routes(AgentConfig(), full) == ["retrieve_tree"]
-    assert routes(AgentConfig(), full, relational=True) == ["retrieve_tree", "graph_retrieve"]
-    assert routes(AgentConfig(graph="never"), full, relational=True) == ["retrieve_tree"]
-    assert routes(AgentConfig(retrieval="tree+hybrid", graph="always"), full) == [
+    assert routes(AgentConfig.rfm(), plain) == ["retrieve_index"]
+    assert routes(AgentConfig.rfm(), full) == ["retrieve_tree", "retrieve_index"]  # auto: tree and hybrid, fused
+    assert routes(AgentConfig.rfm(retrieval="tree"), full) == ["retrieve_tree"]
+    assert routes(AgentConfig.rfm(), full, relational=True) == ["retrieve_tree", "retrieve_index", "graph_retrieve"]
+    assert routes(AgentConfig.rfm(graph="never"), full, relational=True) == ["retrieve_tree", "retrieve_index"]
+    assert routes(AgentConfig.rfm(retrieval="tree+hybrid", graph="always"), full) == [
         "retrieve_tree",
         "retrieve_index",
         "graph_retrieve",
     ]
-    assert routes(AgentConfig(retrieval="tree"), plain) == ["retrieve_index"]  # no tree: falls back, logged
-    assert routes(AgentConfig(retrieval="bm25"), full) == ["retrieve_index"]
-    assert list(route_retrieval({"pending_queries": []}, Runtime(context=plain), env=GraphEnv(AgentConfig()))) == [
+    assert routes(AgentConfig.rfm(retrieval="tree"), plain) == ["retrieve_index"]  # no tree: falls back, logged
+    assert routes(AgentConfig.rfm(retrieval="bm25"), full) == ["retrieve_index"]
+    assert list(route_retrieval({"pending_queries": []}, Runtime(context=plain), env=GraphEnv(AgentConfig.rfm()))) == [
         "compress"
     ]
     assert after_feedback({"rounds": [{"decision": "continue"}]}) == "gap_query"  # type: ignore[typeddict-item]
@@ -290,10 +292,10 @@ def test_state_checkpoints_under_a_strict_serializer(fake_index: FakeIndex, tmp_
     conn = sqlite3.connect(tmp_path / "strict.sqlite", check_same_thread=False)
     strict = JsonPlusSerializer(allowed_msgpack_modules=None)  # built-in safe types only
     cfg: RunnableConfig = {"recursion_limit": 20, "configurable": {"thread_id": "x"}}
-    build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn, serde=strict)).invoke(
+    build_graph(AgentConfig.rfm(max_rounds=1), SqliteSaver(conn, serde=strict)).invoke(
         {"question": STOKER_Q}, cfg, context=AgentDeps(fake_index, stoker_llm())
     )
-    restored = build_graph(AgentConfig(max_rounds=1), SqliteSaver(conn, serde=strict)).get_state(cfg).values
+    restored = build_graph(AgentConfig.rfm(max_rounds=1), SqliteSaver(conn, serde=strict)).get_state(cfg).values
     assert restored["answer"]["citations"][0]["chunk_id"] == "stoker#0"
     assert (
         restored["evidence"]["stoker#0"]["facts"] and restored["usage"]["llm_calls"] == 2
@@ -311,7 +313,7 @@ def test_overrides_replace_a_node_and_the_graph_nests_as_a_subgraph(fake_index: 
         queries = [f"{q} Clontarf" for q in state["pending_queries"]]
         return nodes_retrieve.retrieve_index({**state, "pending_queries": queries}, runtime, env)
 
-    cfg = AgentConfig(max_rounds=1, k=1, max_subqueries=1)
+    cfg = AgentConfig.rfm(max_rounds=1, k=1, max_subqueries=1)
     agent_graph = build_graph(cfg, overrides={"retrieve_index": expanded})
     parent = StateGraph(AgentState, context_schema=AgentDeps)
     parent.add_node("shout", lambda state: {"question": state["question"].upper()})
@@ -326,4 +328,4 @@ def test_overrides_replace_a_node_and_the_graph_nests_as_a_subgraph(fake_index: 
     assert [r["query"] for r in state["retrievals"]] == [f"{STOKER_Q.upper()} Clontarf"]
     assert state["answer"]["citations"][0]["chunk_id"] == "stoker#0"
     with pytest.raises(InputError, match="unknown agent nodes"):
-        build_graph(cfg, overrides={"rerank": expanded})
+        build_graph(cfg, overrides={"rerank_all": expanded})

@@ -53,7 +53,7 @@ def pool_of(index: FakeIndex, *ids: str, rnd: int = 0) -> dict[str, EvidenceReco
 # -- plan ---------------------------------------------------------------------------------
 def test_plan_extracts_triples_and_queries_and_resets_the_question_logs(fake_index: FakeIndex) -> None:
     llm = routed(plan=DRACULA_PLAN)
-    update, events = run(plan, {"question": DRACULA_Q}, deps_for(fake_index, llm), AgentConfig(max_subqueries=3))
+    update, events = run(plan, {"question": DRACULA_Q}, deps_for(fake_index, llm), AgentConfig.rfm(max_subqueries=3))
     assert [t["relation"] for t in update["triples"]] == ["author of", "born in", "flows through"]
     assert update["pending_queries"] == [DRACULA_Q, "Who wrote Dracula?", "Where was Bram Stoker born?"]
     assert update["relational"] is True and update["round"] == 0
@@ -65,16 +65,16 @@ def test_plan_extracts_triples_and_queries_and_resets_the_question_logs(fake_ind
 
 def test_plan_repairs_then_retries_then_falls_back_to_the_question(fake_index: FakeIndex) -> None:
     repaired = routed(plan="Sure! ```json\n{'triples': [], 'sub_questions': ['Who wrote Dracula?',]}\n```")
-    update, _ = run(plan, {"question": "Who wrote Dracula?"}, deps_for(fake_index, repaired))
+    update, _ = run(plan, {"question": "Who wrote Dracula?"}, deps_for(fake_index, repaired), AgentConfig.rfm())
     assert update["subqueries"] == ["Who wrote Dracula?"]
     assert update["notes"].value[0]["kind"] == "repaired"
 
     retried = routed(plan=["no json at all", DRACULA_PLAN])
-    update, _ = run(plan, {"question": DRACULA_Q}, deps_for(fake_index, retried))
+    update, _ = run(plan, {"question": DRACULA_Q}, deps_for(fake_index, retried), AgentConfig.rfm())
     assert retried.counts["plan"] == 2 and len(update["triples"]) == 3
 
     broken = routed(plan=["garbage", '{"triples": "not a list"}'])
-    update, _ = run(plan, {"question": DRACULA_Q}, deps_for(fake_index, broken), AgentConfig(json_retries=1))
+    update, _ = run(plan, {"question": DRACULA_Q}, deps_for(fake_index, broken), AgentConfig.rfm(json_retries=1))
     assert broken.counts["plan"] == 2
     assert update["triples"] == [] and update["pending_queries"] == [DRACULA_Q]
     note = update["notes"].value[0]
@@ -224,7 +224,7 @@ def fb_state(index: FakeIndex, rnd: int = 0, **kw: Any) -> AgentState:
 
 
 def test_feedback_logprob_sufficient_and_insufficient(fake_index: FakeIndex) -> None:
-    cfg = AgentConfig(max_rounds=3)
+    cfg = AgentConfig.rfm(max_rounds=3)
     yes, _ = run(feedback, fb_state(fake_index), deps_for(fake_index, routed(p_yes=[0.8])), cfg)
     assert yes["rounds"][0]["decision"] == "answer" and yes["rounds"][0]["stop_reason"] == "sufficient"
     assert yes["feedback"]["p_yes"] == pytest.approx(0.8) and yes["usage"]["llm_calls"] == 1
@@ -239,7 +239,7 @@ def test_feedback_logprob_sufficient_and_insufficient(fake_index: FakeIndex) -> 
 
 
 def test_feedback_json_mode_and_its_fallback(fake_index: FakeIndex) -> None:
-    cfg = AgentConfig(max_rounds=3, feedback="json", json_retries=0)
+    cfg = AgentConfig.rfm(max_rounds=3, feedback="json", json_retries=0)
     llm = routed(feedback_json='{"sufficient": "false", "missing": "which river flows through Dublin"}')
     update, _ = run(feedback, fb_state(fake_index), deps_for(fake_index, llm), cfg)
     assert (
@@ -254,16 +254,16 @@ def test_feedback_json_mode_and_its_fallback(fake_index: FakeIndex) -> None:
 
 def test_feedback_skips_the_call_when_the_decision_cannot_change(fake_index: FakeIndex) -> None:
     llm = routed()
-    last, _ = run(feedback, fb_state(fake_index, rnd=1), deps_for(fake_index, llm), AgentConfig(max_rounds=2))
+    last, _ = run(feedback, fb_state(fake_index, rnd=1), deps_for(fake_index, llm), AgentConfig.rfm(max_rounds=2))
     assert last["rounds"][0]["stop_reason"] == "max_rounds" and last["feedback"]["mode"] == "skipped"
     spent, _ = run(
         feedback,
         fb_state(fake_index, usage={"llm_calls": 5}),
         deps_for(fake_index, llm),
-        AgentConfig(max_rounds=3, max_llm_calls=5),
+        AgentConfig.rfm(max_rounds=3, max_llm_calls=5),
     )
     assert spent["rounds"][0]["stop_reason"] == "call_budget"
-    empty, _ = run(feedback, fb_state(fake_index, evidence={}), deps_for(fake_index, llm), AgentConfig(max_rounds=3))
+    empty, _ = run(feedback, fb_state(fake_index, evidence={}), deps_for(fake_index, llm), AgentConfig.rfm(max_rounds=3))
     assert empty["rounds"][0]["decision"] == "continue" and empty["feedback"]["missing"] == DRACULA_Q
     off, _ = run(feedback, fb_state(fake_index), deps_for(fake_index, llm), AgentConfig(max_rounds=3, feedback="none"))
     assert off["rounds"][0]["decision"] == "answer"
@@ -291,7 +291,7 @@ def gap_state(**fb: Any) -> AgentState:
 
 
 def test_gap_query_template_from_unresolved_triples(fake_index: FakeIndex) -> None:
-    update, _ = run(gap_query, gap_state(), deps_for(fake_index, routed()), AgentConfig(max_subqueries=1))
+    update, _ = run(gap_query, gap_state(), deps_for(fake_index, routed()), AgentConfig.rfm(max_subqueries=1))
     assert update["pending_queries"] == ["flows through Dublin"] and update["round"] == 1
     assert update["queries_issued"] == ["flows through Dublin"]
     state = gap_state(unresolved=[{"subject": "?a", "relation": "born in", "object": "?c"}])
@@ -299,7 +299,7 @@ def test_gap_query_template_from_unresolved_triples(fake_index: FakeIndex) -> No
         {"subject": "?a", "relation": "author of", "object": "Dracula"},
         *state["feedback"]["unresolved"],
     ]
-    update, _ = run(gap_query, state, deps_for(fake_index, routed()), AgentConfig(max_subqueries=1))
+    update, _ = run(gap_query, state, deps_for(fake_index, routed()), AgentConfig.rfm(max_subqueries=1))
     assert update["pending_queries"] == ["author of Dracula born in"]
 
 
@@ -352,11 +352,12 @@ def test_compress_with_a_compressor_records_its_stats(fake_index: FakeIndex) -> 
 
     pool = pool_of(fake_index, "stoker#0", "liffey#0")
     update, events = run(
-        compress, {"question": "q", "evidence": pool}, deps_for(fake_index, routed(), compressor=HalfCompressor())
+        compress, {"question": "q", "evidence": pool}, deps_for(fake_index, routed(), compressor=HalfCompressor()),
+        AgentConfig(context_budget_tokens=10),  # the pool is longer than that: the compressor runs
     )
     assert update["compression"] | {} == {
         "method": "extractive",
-        "budget_tokens": AgentConfig().context_budget_tokens,
+        "budget_tokens": 10,
         "tokens_before": 100,
         "tokens_after": 12,
         "ratio": 0.12,

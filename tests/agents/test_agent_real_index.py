@@ -35,7 +35,7 @@ def llm_for_stoker():
 
 def test_tree_route_navigates_the_real_tree_and_embeds_its_trace(index: Index, tmp_path: Path) -> None:
     search = NavigatorSearch.embedding(index, NavigatorConfig(beam=2, iterations=4))
-    agent = Agent(index, llm_for_stoker(), AgentConfig(retrieval="tree", max_rounds=1, k=2), tree_search=search)
+    agent = Agent(index, llm_for_stoker(), AgentConfig.rfm(retrieval="tree", max_rounds=1, k=2), tree_search=search)
     events = list(agent.stream(QUESTION))
     answer = events[-1].answer
     assert answer is not None and answer.found
@@ -54,19 +54,19 @@ def test_tree_route_navigates_the_real_tree_and_embeds_its_trace(index: Index, t
 
 
 def test_hybrid_route_over_chroma_and_bm25(index: Index) -> None:
-    answer = Agent(index, llm_for_stoker(), AgentConfig(retrieval="hybrid", max_rounds=1, k=2)).ask(QUESTION)
+    answer = Agent(index, llm_for_stoker(), AgentConfig.rfm(retrieval="hybrid", max_rounds=1, k=2)).ask(QUESTION)
     assert answer.citations[0].chunk_id == "stoker#0"
     assert answer.trace.retrievals[0]["source"] == "hybrid" and answer.trace.retrievals[0]["chunk_ids"][0] == "stoker#0"
 
 
 def test_explicit_tree_route_without_a_tree_search_is_refused(index: Index) -> None:
     with pytest.raises(InputError, match="tree search"):
-        Agent(index, llm_for_stoker(), AgentConfig(retrieval="tree"))
+        Agent(index, llm_for_stoker(), AgentConfig.rfm(retrieval="tree"))
 
 
 def test_real_extractive_compressor_plugs_in_and_citations_survive(index: Index) -> None:
     compressor = make_compressor(CompressionConfig(mode="extractive"), embedder=HashingEmbedder())
-    cfg = AgentConfig(retrieval="hybrid", max_rounds=1, k=4, context_budget_tokens=30)
+    cfg = AgentConfig.rfm(retrieval="hybrid", max_rounds=1, k=4, context_budget_tokens=30)
     answer = Agent(index, llm_for_stoker(), cfg, compressor=compressor).ask(QUESTION)
     comp = answer.trace.compression
     assert comp["method"] == "extractive" and 0 < comp["tokens_after"] <= 30 < comp["tokens_before"]
@@ -100,7 +100,7 @@ def test_graph_route_with_the_real_graph_retriever_for_a_relational_question(ind
         plan=plan_reply([("?a", "author of", "Dracula"), ("?a", "born in", "?c"), ("?r", "flows through", "?c")], []),
         answer=cite_source_with("Liffey", "The River Liffey."),
     )
-    cfg = AgentConfig(retrieval="hybrid", graph="auto", max_rounds=1, k=3, max_subqueries=1)
+    cfg = AgentConfig.rfm(retrieval="hybrid", graph="auto", max_rounds=1, k=3, max_subqueries=1)
     question = "Which river flows through the city where the author of Dracula was born?"
     answer = Agent(index, llm, cfg, graph_search=graph_search).ask(question)
     graph_hits = [r for r in answer.trace.retrievals if r["source"] == "graph"]

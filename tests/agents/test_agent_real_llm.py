@@ -36,7 +36,7 @@ def test_agent_answers_a_hotpotqa_question_citing_a_supporting_paragraph(
     supporting = {f"{title}#0" for title, _ in rec["supporting_facts"]}
     index = build_small_index(tmp_path / "idx", real_embedder, hotpot_chunks(rec), group_size=4)
     search = NavigatorSearch.embedding(index, NavigatorConfig(beam=2, iterations=6))
-    cfg = AgentConfig(max_rounds=1, k=3, max_subqueries=1, context_budget_tokens=450, answer_max_tokens=64)
+    cfg = AgentConfig.rfm(max_rounds=1, k=3, max_subqueries=1, context_budget_tokens=450, answer_max_tokens=64)
     t0 = time.perf_counter()
     answer = Agent(index, real_llm, cfg, tree_search=search).ask(rec["question"])
     elapsed = time.perf_counter() - t0
@@ -82,7 +82,7 @@ def test_real_feedback_judges_a_supporting_pool_more_sufficient_than_a_distracto
 
     supporting = pool(["Lorenzo Monaco#0", "Giotto#0"])
     distractors = pool([cid for cid in chunks if cid not in ("Lorenzo Monaco#0", "Giotto#0")][:2])
-    cfg = AgentConfig(max_rounds=2, snippet_chars=400)
+    cfg = AgentConfig.rfm(max_rounds=2, snippet_chars=400)
     deps = AgentDeps(index=None, llm=real_llm)  # type: ignore[arg-type]  # feedback reads no index
     p = {}
     for name, ev in (("supporting", supporting), ("distractors", distractors)):

@@ -67,9 +67,10 @@ def test_evidence_record_round_trip() -> None:
 
 def test_recursion_limit_grows_with_max_rounds_and_covers_the_loop() -> None:
     one, three = AgentConfig(max_rounds=1), AgentConfig(max_rounds=3)
-    # plan + (retrieve, distill, feedback, gap) per round + compress + generate, plus margin
-    assert one.recursion_limit >= 3 + 4 * 1
-    assert three.recursion_limit - one.recursion_limit == 8
+    # contextualize, plan + (retrieve, rerank, distill, feedback, gap) per round + compress, generate, verify,
+    # plus margin
+    assert one.recursion_limit >= 5 + 5 * 1
+    assert three.recursion_limit - one.recursion_limit == 10
 
 
 @pytest.mark.parametrize("bad", [{"max_rounds": 0}, {"k": 0}, {"sufficiency_threshold": 1.5}, {"snippet_chars": 5}])

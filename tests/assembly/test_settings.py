@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -19,8 +20,17 @@ def test_defaults_are_the_component_defaults() -> None:
     s = bw.Settings()
     assert s.agent == AgentConfig() and s.navigator == NavigatorConfig() and s.compression == CompressionConfig()
     assert s.index == IndexConfig() and s.scorer == "embedding" and s.llm is None
-    # an index build builds no graph unless asked (LLM extraction costs a call per chunk)
-    assert s.index.graph == "off"
+    # an index build makes the graph with the spaCy extractor when it is installed (no LLM
+    # calls: the quickstart never waits on LLM graph extraction); the LLM extractor only when asked
+    assert s.index.graph == "auto" and s.index.graph_extractor == "spacy"
+    assert s.index.wants_graph(None)  # spaCy is in the default install: a graph without any LLM
+    assert not s.index.graph_needs_llm()
+    extractive = dataclasses.replace(s.index.tree, summary=dataclasses.replace(s.index.tree.summary, mode="extractive"))
+    assert not dataclasses.replace(s.index, tree=extractive).needs_llm()  # the graph adds no LLM need
+    llm_graph = dataclasses.replace(s.index, graph_extractor="llm")
+    assert not llm_graph.wants_graph(None) and llm_graph.wants_graph(object())  # auto: when an LLM is at hand
+    assert dataclasses.replace(llm_graph, graph="on").needs_llm()
+    assert not dataclasses.replace(s.index, graph="off").wants_graph(object())
 
 
 def test_the_chat_apps_defaults_are_the_settings_defaults() -> None:
@@ -57,4 +67,4 @@ def test_to_dict_is_json_and_has_no_credentials() -> None:
     d = s.to_dict()
     text = json.dumps(d)
     assert "s3cret" not in text and ":p@" not in text and d["llm"] == "openai:http://***@h/v1#m"
-    assert d["agent"]["max_rounds"] == AgentConfig().max_rounds and d["index"]["graph"] == "off"
+    assert d["agent"]["max_rounds"] == AgentConfig().max_rounds and d["index"]["graph"] == "auto"

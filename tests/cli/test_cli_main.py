@@ -117,8 +117,8 @@ def test_ask_over_http_prints_answer_citations_and_tree_path(
     trace = tmp_path / "trace.json"
     code = main(["ask", str(built), "How are relevance scores calibrated across slates?",
                  "--llm", f"openai:{model_server.url}#stub", "--rounds", "1", "--trace", str(trace)])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
     assert "weighted least-squares" in out
     assert "[1]" in out and "calibration.md" in out  # the citation resolves to the calibration chunk
     assert "Path through the tree" in out

@@ -35,8 +35,9 @@ def test_agent_variants_answer_with_citations_and_usage(tree_index, tmp_path: Pa
         assert out.answer is not None and out.answer.text.startswith("Catania"), name
         assert out.answer.citations and out.answer.citations[0].chunk_id in {h.chunk_id for h in out.retrieved}
         assert out.usage.llm_calls >= 1 and out.context_tokens > 0 and out.info["rounds"] >= 1
-    # the tree route finds the volcano subtree only; hybrid search ranks all four chunks
-    assert {h.chunk_id for h in outs["agent"].retrieved} == {"lava#0", "volcano#0"}
+    # the agent fuses the tree route (the volcano subtree) with hybrid search (all four chunks);
+    # the tree's two leaves come first
+    assert {h.chunk_id for h in outs["agent"].retrieved[:2]} == {"lava#0", "volcano#0"}
     assert len(outs["agent_hybrid"].retrieved) == 4
 
 
