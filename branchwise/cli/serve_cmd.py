@@ -69,8 +69,22 @@ def _access_log(enabled: bool) -> None:
         logger.disabled = True
 
 
+def require_server_extra() -> None:
+    """FastAPI and uvicorn, or a :class:`MissingDependencyError` naming the ``server`` extra."""
+    import importlib
+
+    from branchwise.errors import MissingDependencyError
+
+    for package in ("fastapi", "uvicorn"):
+        try:
+            importlib.import_module(package)
+        except ImportError as e:
+            raise MissingDependencyError(package, "server", "`branchwise serve`") from e
+
+
 def build_server(args: argparse.Namespace):  # -> (Server, ServeConfig)
     """The server of a command line (indexes opened; nothing listening yet)."""
+    require_server_extra()
     from branchwise.errors import InputError
     from branchwise.server.app import create_server
     from branchwise.server.config import (

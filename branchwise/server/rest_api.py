@@ -18,6 +18,7 @@ questions (they rewrite summaries with the shared LLM).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from branchwise.errors import MissingDependencyError
 from branchwise.server import answers
 from branchwise.server.errors import NotFound
 from branchwise.server.options import apply_options
@@ -85,6 +87,8 @@ async def add_documents(name: str, request: Request) -> dict[str, Any]:
     authorized(request, name)
     state = server_state(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+            raise MissingDependencyError("python-multipart", "server", "uploading files")
         form = await request.form(max_files=100, max_fields=10)
         files = [(f.filename or "upload", await f.read()) for f in form.getlist("files") if hasattr(f, "read")]
         batch = await run_in_threadpool(state.uploads.save_files, name, files)

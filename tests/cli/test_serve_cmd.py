@@ -86,3 +86,10 @@ def test_serve_refuses_bad_input_with_a_fix(index_dir: Path, tmp_path: Path,
     assert "not served" in capsys.readouterr().err
     assert main(["serve", f"a={index_dir}", "--key", "a=short"]) == 2
     assert "shorter than 16" in capsys.readouterr().err
+
+
+def test_serve_without_the_server_extra_names_it(index_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
+    assert main(["serve", str(index_dir)]) == 2
+    assert "pip install 'branchwise[server]'" in capsys.readouterr().err
