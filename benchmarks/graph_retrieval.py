@@ -1,9 +1,18 @@
-"""Graph (GRAG) retrieval vs tree navigation vs flat dense on HotpotQA paragraphs, plus the
-cost of LLM graph extraction on the embedded model and the merge-threshold measurement.
+"""Graph (GRAG) retrieval vs tree navigation vs flat dense on HotpotQA paragraphs, with each
+graph extractor side by side (spaCy, the default; the LLM), their extraction cost, and the
+merge-threshold measurement.
 
-    flock /tmp/bw-heavy.lock .venv/bin/python benchmarks/graph_retrieval.py \\
-        --questions 8 --distractors 3 --out runs/graph_bench
+    flock /tmp/bw-llm.lock .venv/bin/python benchmarks/graph_retrieval.py \\
+        --questions 8 --distractors 3 --extractors spacy,llm --out runs/graph_bench
+    .venv/bin/python benchmarks/graph_retrieval.py --questions 200 --distractors 8 --extractors spacy \\
+        --no-tree --out runs/graph_spacy          # every paragraph of the dev sample
+    .venv/bin/python benchmarks/graph_retrieval.py --speed 2000   # spaCy chunks/s, 1 and 2 processes
     .venv/bin/python benchmarks/graph_retrieval.py --measure-merge
+
+Each extractor builds its own graph (``OUT/graph`` for the LLM — the cache of earlier runs —
+and ``OUT/spacy/graph``) over the same paragraphs through :class:`branchwise.graph.GraphBuilder`,
+and the graph route is scored on the same questions. "extract chunks/s" is extraction alone
+(model loaded); "graph build s" adds entity resolution and the entity-profile embeddings.
 
 Sample: the first ``--questions`` records of ``hotpotqa/dev_distractor_200.jsonl`` (file
 order, fixed), each contributing its gold paragraphs and its first ``--distractors`` other
@@ -42,7 +51,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -195,18 +204,85 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def spacy_speed(path: Path, n: int) -> dict[str, float]:
+    """spaCy extractor throughput on the first ``n`` paragraphs, 1 and 2 processes (model loaded first)."""
+    from branchwise.graph.spacy_extract import SpacyExtractionConfig, SpacyGraphExtractor
+
+    _, chunks = load_sample(path, 10_000, 10)
+    chunks = chunks[:n]
+    out: dict[str, float] = {"paragraphs": float(len(chunks))}
+    for procs in (1, 2):
+        ex = SpacyGraphExtractor(SpacyExtractionConfig(n_process=procs))
+        list(ex.extract_many(chunks[:16]))  # load + warm up
+        t0 = time.perf_counter()
+        res = [r for _, r in ex.extract_many(chunks)]
+        dt = time.perf_counter() - t0
+        out[f"chunks/s ({procs} process{'es' if procs > 1 else ''})"] = len(chunks) / dt
+        out["entities/chunk"] = statistics.mean(len(r.entities) for r in res)
+        out["relations/chunk"] = statistics.mean(len(r.relations) for r in res)
+    return out
+
+
+def build_with(name: str, out: Path, chunks: list[Chunk], emb: Embedder, max_extract: int | None
+               ) -> tuple[Any, Any, Any, dict[str, float]] | None:
+    """Build ``name``'s graph over ``chunks``; (graph, store, extractor, cost) or None on a partial LLM run."""
+    from branchwise.graph.registry import make_extractor
+
+    root = out if name == "llm" else out / name  # the LLM keeps the folder of earlier runs (its cache)
+    root.mkdir(parents=True, exist_ok=True)
+    store = ChromaStore.persistent(root / "chroma")
+    if name == "llm":
+        from branchwise.models.factory import make_llm
+
+        extractor: Any = GraphExtractor(make_llm("default"))
+    else:
+        extractor = make_extractor(name)
+        list(extractor.extract_many(chunks[:2]))  # load the pipeline outside the timing
+    todo = chunks
+    if max_extract is not None:  # extract a slice now; the cache makes the next run resume
+        cache = ExtractionCache(root / "graph" / CACHE_FILE, extractor.fingerprint)
+        new = [c for c in chunks if cache.get(c) is None][:max_extract]
+        todo = [c for c in chunks if cache.get(c) is not None] + new
+    builder = GraphBuilder(extractor, emb, root / "graph", store=store, config=GraphBuildConfig())
+    t0 = time.perf_counter()
+    graph, report = builder.build(todo)
+    build_s = time.perf_counter() - t0
+    log.info("%s: %s (%.0f s)", name, report.summary(), build_s)
+    if len(todo) < len(chunks):
+        log.info("partial run: %d/%d chunks extracted; run again to continue", len(todo), len(chunks))
+        return None
+    cached = ExtractionCache(root / "graph" / CACHE_FILE, extractor.fingerprint).extractions()
+    lat = sum(e.latency_s for e in cached)
+    cost: dict[str, float] = {
+        "chunks": len(chunks), "extract chunks/s": len(cached) / max(1e-9, lat),
+        "s/chunk": lat / max(1, len(cached)), "entities": len(graph), "relations": graph.n_relations,
+        "entities/chunk (extracted)": statistics.mean(len(e.entities) for e in cached),
+        "relations/chunk (extracted)": statistics.mean(len(e.relations) for e in cached),
+        "LLM calls": report.llm_calls if report.extracted else (sum(e.attempts for e in cached) if name == "llm" else 0),
+        "graph build s (this run)": build_s,
+    }
+    if name == "llm":
+        cost.update(extraction_cost(root, extractor, chunks))
+    return graph, store, extractor, cost
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--distractors", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "graph_bench")
-    ap.add_argument("--max-extract", type=int, default=None, help="extract at most this many new chunks, then stop")
+    ap.add_argument("--extractors", default="spacy,llm", help="comma-separated names from EXTRACTORS")
+    ap.add_argument("--max-extract", type=int, default=None, help="LLM: extract at most this many new chunks, then stop")
+    ap.add_argument("--speed", type=int, default=None, metavar="N", help="only measure spaCy chunks/s on N paragraphs")
     ap.add_argument("--measure-merge", action="store_true", help="only measure the entity-merge threshold")
     ap.add_argument("--no-tree", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from branchwise.models.factory import make_embedder, make_llm
+    if args.speed:
+        print(json.dumps(spacy_speed(args.data, args.speed), indent=1))
+        return None
+    from branchwise.models.factory import make_embedder
 
     emb = make_embedder("default")
     if args.measure_merge:
@@ -214,37 +290,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     questions, chunks = load_sample(args.data, args.questions, args.distractors)
     log.info("%d questions, %d paragraphs", len(questions), len(chunks))
     args.out.mkdir(parents=True, exist_ok=True)
-    store = ChromaStore.persistent(args.out / "chroma")
-    llm = make_llm("default")
-    builder = GraphBuilder(llm, emb, args.out / "graph", store=store, config=GraphBuildConfig())
-    todo = chunks
-    if args.max_extract is not None:  # extract a slice now; the cache makes the next run resume
-        cache = ExtractionCache(args.out / "graph" / CACHE_FILE, GraphExtractor(llm).fingerprint)
-        new = [c for c in chunks if cache.get(c) is None][: args.max_extract]
-        todo = [c for c in chunks if cache.get(c) is not None] + new
-    t0 = time.perf_counter()
-    graph, report = builder.build(todo)
-    log.info("%s (%.0f s)", report.summary(), time.perf_counter() - t0)
-    cost = extraction_cost(args.out, GraphExtractor(llm), chunks)
-    if len(todo) < len(chunks):
-        log.info("partial run: %d/%d chunks extracted; run again to continue", len(todo), len(chunks))
-        print(json.dumps(cost, indent=1))
-        return None
     vecs = np.asarray(emb.embed([embedding_text(c) for c in chunks]), dtype=np.float32)
     dense = dense_runs(chunks, vecs, emb, questions)
     rows = {"dense": score(dense, questions)}
     if not args.no_tree:
         rows["tree nav (embedding scorer)"] = score(tree_runs(chunks, vecs, emb, questions), questions)
-    retriever = GraphRetriever(graph, emb, store, GraphRetrievalConfig(), chunks={c.id: c for c in chunks})
-    g, g_s = graph_runs(retriever, questions)
-    rows["graph"] = score(g, questions)
-    rows["graph+dense"] = score(graph_runs(retriever, questions, dense)[0], questions)
-    result = {"questions": len(questions), "paragraphs": len(chunks), "graph": graph.stats(),
-              "graph s/query": g_s, "retrieval": rows, "extraction": cost,
-              "example": {"question": questions[0].text, "description": retriever.describe(questions[0].text)}}
+    result: dict[str, Any] = {"questions": len(questions), "paragraphs": len(chunks), "extractors": {}}
+    for name in [n.strip() for n in args.extractors.split(",") if n.strip()]:
+        built = build_with(name, args.out, chunks, emb, args.max_extract if name == "llm" else None)
+        if built is None:
+            continue
+        graph, store, _extractor, cost = built
+        retriever = GraphRetriever(graph, emb, store, GraphRetrievalConfig(), chunks={c.id: c for c in chunks})
+        g, g_s = graph_runs(retriever, questions)
+        rows[f"graph ({name})"] = score(g, questions)
+        rows[f"graph+dense ({name})"] = score(graph_runs(retriever, questions, dense)[0], questions)
+        cost["graph s/query"] = g_s
+        result["extractors"][name] = {"cost": cost, "graph": graph.stats(),
+                                      "example": retriever.describe(questions[0].text)[:1500]}
+    result["retrieval"] = rows
     (args.out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     print(table(rows))
-    print(json.dumps({k: v for k, v in result.items() if k != "retrieval"}, indent=1, default=str))
+    for name, r in result["extractors"].items():
+        print(f"\n{name}: " + json.dumps(r["cost"], indent=1, default=float))
     return None
 
 

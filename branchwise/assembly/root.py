@@ -91,10 +91,17 @@ def build_index(
     from branchwise.indexing.pipeline import build_index as _build
 
     config = index_config(settings)
+    specs = None
+    if config.distributed:  # Dask workers rebuild the models this root would load, from their specs
+        from branchwise.indexing.distributed import ModelSpecs
+
+        specs = ModelSpecs(embedder=None if embedder is not None else settings.embedder,
+                           llm=None if llm is not None else settings.llm_spec(),
+                           llm_cache_dir=str(Path(out).resolve() / "cache"))
     embedder = embedder or load_embedder(settings)
     if llm is None and config.needs_llm():
         llm = load_llm(settings, cache_dir=Path(out) / "cache")
-    return _build(source, out, embedder=embedder, llm=llm, config=config, progress=progress)
+    return _build(source, out, embedder=embedder, llm=llm, config=config, progress=progress, specs=specs)
 
 
 def plan_index(source: str | Path, settings: Settings, *, embedder: Embedder | None = None,

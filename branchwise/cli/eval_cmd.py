@@ -38,7 +38,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--answer-style", choices=("short", "sentence"), default="short",
                    help="how QA systems answer: short = the answer span + citation (what EM/F1 score), "
                         "sentence = one cited sentence (default: short)")
-    p.add_argument("--workers", type=int, default=4, help="parallel questions for HTTP (openai:) LLM backends")
+    p.add_argument("--workers", type=int, default=4,
+                   help="threads: parallel questions for HTTP (openai:) LLM backends, in this process "
+                        "(for processes on Dask see --dask-workers)")
+    p.add_argument("--dask-workers", type=int, default=0, metavar="N",
+                   help="map questions over a Dask LocalCluster of N worker processes on 127.0.0.1, "
+                        "each with its own models (what `branchwise index --workers N` uses)")
+    p.add_argument("--cluster", default=None, metavar="ADDR",
+                   help="map questions over a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--tree-summaries", choices=("llm", "extractive"), default="llm",
                    help="how to summarise the tree when a system needs one (llm: one call per node)")
     p.add_argument("--reference", default=None, help="system the paired tests compare against")
@@ -95,7 +102,7 @@ def _eval(args: argparse.Namespace) -> int:
                         answer_style=args.answer_style, workers=args.workers,
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
                         tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed,
-                        settings=settings)
+                        dask_workers=args.dask_workers, cluster=args.cluster, settings=settings)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     # No shared query-embedding cache: each system pays for its own query embeddings, so
     # latencies are comparable whatever order the systems run in.

@@ -11,8 +11,9 @@ from branchwise.cli.options import add_model_options, settings_from_args
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="build (or resume) an index of a folder, file or JSONL corpus",
-                       description="Ingest, chunk, embed, build the semantic tree and (optionally) the entity graph. "
-                                   "Rerunning an interrupted build resumes it.")
+                       description="Ingest, chunk, embed, build the semantic tree and the entity graph (spaCy by default). "
+                                   "Rerunning an interrupted build resumes it. --workers N / --cluster ADDR run "
+                                   "the build on Dask.")
     p.add_argument("path", help="folder of .txt/.md/.html/.pdf files, one such file, or a .jsonl file of {id, text, title} records")
     p.add_argument("--out", required=True, metavar="DIR", help="index directory to create or resume")
     p.add_argument("--dry-run", action="store_true", help="print the tree shape, LLM calls and estimated tokens/time; write nothing")
@@ -20,8 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-children", type=int, default=12, metavar="M", help="maximum branching factor (default: 12)")
     p.add_argument("--summaries", choices=["llm", "extractive"], default="llm", help="internal-node summaries (default: llm)")
     p.add_argument("--summary-tokens", type=int, default=None, metavar="N", help="token budget per summary")
+    from branchwise.graph.registry import EXTRACTORS
+
     p.add_argument("--graph", choices=["auto", "on", "off"], default=None,
-                   help="entity graph: on, off, or auto (default: IndexConfig.graph; see docs/architecture.md, Defaults)")
+                   help="entity graph: auto (the default: built when the extractor can run — the spaCy extractor "
+                        "whenever spaCy's English model is installed, the LLM extractor when the build has an LLM), "
+                        "on (always; fail if the extractor cannot run) or off")
+    p.add_argument("--graph-extractor", choices=EXTRACTORS.names(), default=None,
+                   help="how the graph is extracted (default: spacy). " + EXTRACTORS.help())
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="build on a Dask LocalCluster of N worker processes on 127.0.0.1 (embedding, leaf "
+                        "clustering, summaries and graph extraction run as Dask tasks; same index as without)")
+    p.add_argument("--cluster", default=None, metavar="ADDR",
+                   help="build on a running Dask scheduler, e.g. tcp://host:8786 (overrides --workers)")
+    p.add_argument("--partitions", type=int, default=None, metavar="P",
+                   help="independent clustering pieces per tree level on Dask (default: 2 x workers)")
     p.add_argument("--chunk-tokens", type=int, default=None, metavar="N", help="chunk size in tokens")
     p.add_argument("--overlap-tokens", type=int, default=None, metavar="N", help="chunk overlap in tokens")
     p.add_argument("--store", metavar="SPEC", help="vector store: chroma (in the index dir) or chroma+http://127.0.0.1:8000")
@@ -46,8 +60,12 @@ def index_settings_from_args(args: argparse.Namespace):  # -> Settings
         {"summary_tokens": args.summary_tokens} if args.summary_tokens is not None else {}))
     tree = dataclasses.replace(cfg.tree, strategy=args.strategy, max_children=args.max_children, summary=summary)
     chunk = dataclasses.replace(cfg.chunk, chunking=chunking, overwrite=args.overwrite)
-    graph = args.graph if args.graph is not None else cfg.graph
-    return settings.replace(index={"chunk": chunk, "tree": tree, "graph": graph})
+    changes = {"chunk": chunk, "tree": tree}
+    for name, value in (("graph", args.graph), ("graph_extractor", args.graph_extractor), ("workers", args.workers),
+                        ("cluster", args.cluster), ("partitions", args.partitions)):
+        if value is not None:
+            changes[name] = value
+    return settings.replace(index=changes)
 
 
 def run_index(args: argparse.Namespace) -> int:

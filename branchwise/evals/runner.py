@@ -13,6 +13,8 @@
 * **Parallel where the backend allows**: questions run in a thread pool of
   :attr:`EvalConfig.workers` for HTTP backends (``openai:`` specs), serially otherwise — one
   llama.cpp model on a CPU gains nothing from threads and would only contend for cores.
+* **On Dask** with :attr:`EvalConfig.dask_workers` / :attr:`EvalConfig.cluster`: questions are
+  mapped over worker processes (:mod:`branchwise.evals.dask_map`), each with its own models.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ class EvalConfig:
         seed: seed of the bootstrap resampling.
         n_resamples: bootstrap resamples.
         progress: show tqdm bars.
+        dask_workers: map questions over a Dask LocalCluster of this many worker processes
+            (:mod:`branchwise.evals.dask_map`; 0: in this process). Not the same as
+            ``workers``, which are threads for HTTP backends.
+        cluster: address of a running Dask scheduler to map questions over (overrides
+            ``dask_workers``).
+        dask_batch: questions per Dask task.
         settings: the :class:`branchwise.Settings` the branchwise systems (navigator, agent
             and its variants) are assembled from; None: from the environment.
     """
@@ -86,9 +94,14 @@ class EvalConfig:
     seed: int = 0
     n_resamples: int = 10_000
     progress: bool = True
+    dask_workers: int = 0
+    cluster: str | None = None
+    dask_batch: int = 4
     settings: Any = None
 
     def __post_init__(self) -> None:
+        if self.dask_workers < 0 or self.dask_batch < 1:
+            raise InputError("dask_workers must be >= 0 and dask_batch >= 1.", fix="e.g. dask_workers=2.")
         if self.k < 1 or self.rag_k < 1 or self.workers < 1:
             raise InputError("EvalConfig needs k, rag_k and workers >= 1.", fix="e.g. k=10, rag_k=5, workers=4.")
         if self.tree_summaries not in ("llm", "extractive"):
@@ -191,9 +204,12 @@ def run_eval(
     index.embedder.embed_query("warm-up")  # model start-up must not count as the first query's latency
     results = ResultsFile(out / RESULTS_FILE)
     done = {(r["system"], r["qid"]) for r in results.load()}
+    if config.dask_workers or config.cluster:
+        _run_on_dask(systems, data, index, results, done, config, settings,
+                     None if config.embedder_spec else getattr(embedder, "inner", embedder))
     for system in systems:
         todo = [q for q in data.questions if (system.name, q.id) not in done]
-        if todo:
+        if todo and not (config.dask_workers or config.cluster):
             parallel = config.parallel and available_systems()[system.name].needs_llm
             _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1, config.progress)
 
@@ -230,6 +246,31 @@ def _ensure_tree(index: Any, settings: Any, llm_factory: Callable[[], LLM] | Non
                              fix="pass --llm SPEC, or use --tree-summaries extractive, or build it with `branchwise index`.")
         llm = CachedLLM(llm_factory(), index.cache_dir / "llm.sqlite")
     return ensure_tree(index, settings, llm=llm, progress=config.progress)  # type: ignore[no-any-return]
+
+
+def _run_on_dask(systems: list[System], data: EvalDataset, index: Any, results: ResultsFile, done: set[Any],
+                 config: EvalConfig, settings: Any, embedder: Any = None) -> None:
+    """Map every system's remaining questions over Dask workers (:mod:`branchwise.evals.dask_map`)."""
+    import uuid
+
+    from branchwise.evals.dask_map import WorkerRun, map_questions
+    from branchwise.indexing.distributed import dask_client
+
+    out = Path(config.out_dir)
+    run = WorkerRun(uuid.uuid4().hex, str(Path(index.path).resolve()), config.embedder_spec, config.llm_spec,
+                    str((out / "cache" / "llm.sqlite").resolve()), config.k, config.rag_k, config.answer_style,
+                    settings, data.kind, embedder)
+    with dask_client(config.dask_workers, config.cluster) as client:
+        for system in systems:
+            todo = [q for q in data.questions if (system.name, q.id) not in done]
+            if not todo:
+                continue
+            with tqdm(total=len(todo), desc=f"{system.name} (dask)", unit="q", disable=not config.progress) as bar:
+                def record(r: dict[str, Any]) -> None:
+                    results.append(r)
+                    bar.update(1)
+
+                map_questions(client, run, system.name, todo, config.dask_batch, record)
 
 
 def _run_system(

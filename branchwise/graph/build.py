@@ -24,7 +24,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from tqdm.auto import tqdm
 
@@ -32,6 +32,7 @@ from branchwise.errors import InputError
 from branchwise.graph.extract import (ChunkExtraction, ExtractionConfig, ExtractionFailure, GraphExtractor,
                                       text_hash)
 from branchwise.graph.resolve import EntityResolver, ResolutionConfig, normalize_name
+from branchwise.graph.spacy_extract import SpacyExtractionConfig
 from branchwise.graph.types import KnowledgeGraph, Mention, Relation, RemovalReport
 from branchwise.models.base import LLM, Embedder
 from branchwise.files import atomic_write_jsonl
@@ -45,11 +46,29 @@ FAILURES_FILE = "failures.jsonl"
 ENTITY_COLLECTION = "entities"
 
 
+@runtime_checkable
+class Extractor(Protocol):
+    """What the graph builder needs from an extractor (the LLM's :class:`GraphExtractor`,
+    spaCy's :class:`~branchwise.graph.spacy_extract.SpacyGraphExtractor`, or your own).
+
+    ``fingerprint`` names everything the results depend on (model, rules or prompt version,
+    caps): it keys the per-chunk extraction cache, so a different extractor re-extracts.
+    ``extract_many`` yields one ``(chunk, ChunkExtraction | ExtractionFailure)`` per chunk,
+    in any order; it never raises for a bad chunk (it yields a failure record).
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def extract_many(self, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, ChunkExtraction | ExtractionFailure]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class GraphBuildConfig:
-    """Graph-build settings: extraction and resolution configs, vector collection, progress."""
+    """Graph-build settings: each extractor's config, resolution, vector collection, progress."""
 
     extraction: ExtractionConfig = ExtractionConfig()
+    spacy: SpacyExtractionConfig = SpacyExtractionConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     collection: str = ENTITY_COLLECTION
     show_progress: bool = True
@@ -184,27 +203,47 @@ class GraphBuilder:
     """Builds a graph over chunks and keeps it in step with the index (add / delete).
 
     Args:
-        llm: the extraction model (``chat_json``).
+        extractor: any :class:`Extractor` (e.g. ``make_extractor("spacy")``), or an LLM,
+            which is wrapped in the LLM :class:`GraphExtractor` with ``config.extraction``;
+            None for a builder that only deletes.
         embedder: name embeddings for resolution and profile embeddings for lookup.
         graph_dir: ``<index>/graph``.
         store: the index's vector store (collection ``entities``), or None.
     """
 
-    def __init__(self, llm: LLM | None, embedder: Embedder, graph_dir: Path, *, store: VectorStore | None = None,
-                 config: GraphBuildConfig = GraphBuildConfig()) -> None:
-        self.llm, self.embedder, self.store, self.config = llm, embedder, store, config
+    def __init__(self, extractor: "Extractor | LLM | None", embedder: Embedder, graph_dir: Path, *,
+                 store: VectorStore | None = None, config: GraphBuildConfig = GraphBuildConfig()) -> None:
+        self.embedder, self.store, self.config = embedder, store, config
+        if extractor is None or isinstance(extractor, Extractor):
+            self.extractor: Extractor | None = extractor
+        else:
+            self.extractor = GraphExtractor(extractor, config.extraction)
+        self.llm = getattr(self.extractor, "llm", None)
         self.graph_dir = Path(graph_dir)
         self._failures: dict[str, ExtractionFailure] = {}
 
     @classmethod
-    def for_index(cls, index: Any, llm: LLM | None, config: GraphBuildConfig = GraphBuildConfig()) -> "GraphBuilder":
-        """A builder writing to ``index.graph_dir`` with the index's embedder and store."""
-        return cls(llm, index.embedder, index.graph_dir, store=index.store, config=config)
+    def for_index(cls, index: Any, extractor: "Extractor | LLM | None",
+                  config: GraphBuildConfig = GraphBuildConfig()) -> "GraphBuilder":
+        """A builder writing to ``index.graph_dir`` with the index's embedder and store.
 
-    def _extractor(self) -> GraphExtractor:
-        if self.llm is None:
-            raise InputError("graph extraction needs an LLM.", fix="pass llm= (e.g. make_llm('default')).")
-        return GraphExtractor(self.llm, self.config.extraction)
+        Given an LLM (or None), the extractor is the one the index's graph was built with
+        (``manifest.extra["graph"]["extractor"]``; indexes from before the registry: the
+        LLM), so adding documents to a spaCy graph never calls the LLM.
+        """
+        if not isinstance(extractor, Extractor):
+            from branchwise.graph.registry import make_extractor
+
+            name = recorded_extractor(index)
+            if name != "llm" or extractor is not None:
+                extractor = make_extractor(name, llm=extractor, config=config)
+        return cls(extractor, index.embedder, index.graph_dir, store=index.store, config=config)
+
+    def _extractor(self) -> Extractor:
+        if self.extractor is None:
+            raise InputError("graph extraction needs an extractor.",
+                             fix="pass make_extractor('spacy'), or an LLM for the LLM extractor.")
+        return self.extractor
 
     def _extract(self, chunks: Sequence[Chunk], report: GraphBuildReport) -> dict[str, ChunkExtraction]:
         extractor = self._extractor()
@@ -222,16 +261,17 @@ class GraphBuilder:
         bar = tqdm(total=len(todo), desc="graph extraction", unit="chunk", disable=not self.config.show_progress)
         for ch, res in extractor.extract_many(todo):
             bar.update(1)
+            calls = res.attempts if self.llm is not None else 0  # spaCy & co. make no LLM calls
             if isinstance(res, ExtractionFailure):
                 report.failed_chunk_ids.append(ch.id)
-                report.llm_calls += res.attempts
+                report.llm_calls += calls
                 self._failures[ch.id] = res
                 continue
             cache.put(res)
             self._failures.pop(ch.id, None)
             done[ch.id] = res
             report.extracted += 1
-            report.llm_calls += res.attempts
+            report.llm_calls += calls
             report.prompt_tokens += res.prompt_tokens
             report.completion_tokens += res.completion_tokens
             report.extract_seconds += res.latency_s
@@ -244,6 +284,7 @@ class GraphBuilder:
     def _finish(self, graph: KnowledgeGraph, report: GraphBuildReport, changed: set[str], removed: set[str]) -> None:
         atomic_write_jsonl(self.graph_dir / FAILURES_FILE, (f.to_dict() for f in self._failures.values()))
         graph.info.update({"extractor": self._extractor().fingerprint,
+                           "extractor_name": str(getattr(self._extractor(), "name", type(self._extractor()).__name__)),
                            "merge_threshold": self.config.resolution.merge_threshold,
                            "failed_chunks": len(self._failures)})
         graph.save(self.graph_dir)
@@ -264,6 +305,8 @@ class GraphBuilder:
         ExtractionCache(self.graph_dir / CACHE_FILE, self._extractor().fingerprint).compact(done)
         graph = KnowledgeGraph()
         resolver = EntityResolver(graph, self.embedder, self.config.resolution)
+        # every name embedded up front in large batches (one call per chunk cost ~1 s each under load)
+        resolver.prepare(e.name for ch in chunks if ch.id in done for e in done[ch.id].entities)
         for ch in tqdm(chunks, desc="graph assembly", unit="chunk", disable=not self.config.show_progress):
             if ch.id in done:
                 merge_extraction(graph, done[ch.id], resolver, report.merges)
@@ -281,6 +324,7 @@ class GraphBuilder:
         report = GraphBuildReport()
         done = self._extract(chunks, report)
         resolver = EntityResolver(graph, self.embedder, self.config.resolution)
+        resolver.prepare(e.name for ch in chunks if ch.id in done for e in done[ch.id].entities)
         touched: set[str] = set(removal.changed_entities)
         for ch in chunks:
             if ch.id in done:
@@ -319,8 +363,14 @@ class GraphBuilder:
         return self.delete_chunks(graph, chunk_ids)
 
 
-def build_graph(chunks: Sequence[Chunk], llm: LLM, embedder: Embedder, graph_dir: Path, *,
+def recorded_extractor(index: Any) -> str:
+    """The extractor name an index's graph was built with (``"llm"`` for older indexes)."""
+    extra = getattr(getattr(index, "manifest", None), "extra", None) or {}
+    return str(extra.get("graph", {}).get("extractor", "llm"))
+
+
+def build_graph(chunks: Sequence[Chunk], llm: "Extractor | LLM", embedder: Embedder, graph_dir: Path, *,
                 store: VectorStore | None = None, config: GraphBuildConfig = GraphBuildConfig()
                 ) -> tuple[KnowledgeGraph, GraphBuildReport]:
-    """Convenience: ``GraphBuilder(...).build(chunks)``."""
+    """Convenience: ``GraphBuilder(...).build(chunks)`` (``llm``: an extractor or an LLM)."""
     return GraphBuilder(llm, embedder, graph_dir, store=store, config=config).build(chunks)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
-from branchwise.errors import BackendError, OutputParseError
+from branchwise.errors import BackendError, InputError, OutputParseError
 from branchwise.graph.resolve import normalize_name, normalize_text
 from branchwise.graph.types import ENTITY_TYPES
 from branchwise.models.base import LLM, GenParams, Message, StructuredCompletion
@@ -240,7 +240,13 @@ def parse_extraction(value: Any, chunk_text: str, config: ExtractionConfig = Ext
 
 
 class GraphExtractor:
-    """Runs the extraction prompt over chunks (see the module docstring for the failure policy)."""
+    """Runs the extraction prompt over chunks (see the module docstring for the failure policy).
+
+    The ``llm`` entry of :data:`~branchwise.graph.registry.EXTRACTORS`; implements the
+    graph builder's ``Extractor`` protocol (``fingerprint``, ``extract_many``).
+    """
+
+    name = "llm"
 
     def __init__(self, llm: LLM, config: ExtractionConfig = ExtractionConfig()) -> None:
         self.llm = llm
@@ -338,6 +344,16 @@ class GraphExtractor:
                 yield futures[fut], fut.result()
 
 
+def make_llm_extractor(*, llm: LLM | None = None, config: Any = None) -> GraphExtractor:
+    """The ``llm`` entry of :data:`~branchwise.graph.registry.EXTRACTORS`: ``config`` is a
+    ``GraphBuildConfig`` (its ``extraction`` field is used) or an :class:`ExtractionConfig`."""
+    if llm is None:
+        raise InputError("the LLM graph extractor needs an LLM.",
+                         fix="pass an LLM (--llm SPEC), or use the spaCy extractor (--graph-extractor spacy).")
+    cfg = config if isinstance(config, ExtractionConfig) else getattr(config, "extraction", None)
+    return GraphExtractor(llm, cfg if isinstance(cfg, ExtractionConfig) else ExtractionConfig())
+
+
 @dataclass(frozen=True, slots=True)
 class ExtractionEstimate:
     """Dry-run cost of extracting a corpus (for ``branchwise index --dry-run``)."""
@@ -348,12 +364,26 @@ class ExtractionEstimate:
     completion_tokens: int
     completion_tokens_max: int
     est_seconds: float
+    extractor: str = "llm"
 
     def describe(self) -> str:
+        if self.extractor != "llm":
+            return (f"graph extraction ({self.extractor}): {self.chunks} chunks, 0 LLM calls, "
+                    f"~{self.est_seconds / 60:.1f} min at the measured speed")
         return (f"graph extraction: {self.chunks} chunks, ~{self.calls:.0f} LLM calls, "
                 f"~{self.prompt_tokens:,} prompt + "
                 f"~{self.completion_tokens:,} completion tokens (≤{self.completion_tokens_max:,}), "
                 f"~{self.est_seconds / 60:.1f} min at the given speeds")
+
+
+#: spaCy extractor throughput on 2 CPU cores, one process (benchmarks/graph_retrieval.py, reports/benchmarks.md)
+SPACY_CHUNKS_PER_S = 20.0
+
+
+def estimate_spacy_cost(chunks: Iterable[Chunk], chunks_per_s: float = SPACY_CHUNKS_PER_S) -> ExtractionEstimate:
+    """Dry-run cost of the spaCy extractor: no LLM calls, time at ``chunks_per_s``."""
+    n = sum(1 for _ in chunks)
+    return ExtractionEstimate(n, 0.0, 0, 0, 0, n / max(1e-9, chunks_per_s), extractor="spacy")
 
 
 def estimate_extraction_cost(

@@ -38,7 +38,8 @@ deterministic given ``seed`` (passed as ``random_state``; no global RNG state).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -279,6 +280,87 @@ def _hamilton(sizes: np.ndarray, g: int) -> np.ndarray:
     return allot
 
 
+#: one pending sub-problem of :func:`balanced_groups`: rows, groups to make, position in the recursion
+Piece = tuple[np.ndarray, int, tuple[int, ...]]
+#: a finished group and its sort key (the recursion path of the step that made it, then its rank)
+Keyed = tuple[tuple[tuple[int, ...], int], np.ndarray]
+
+
+def _split_piece(x: np.ndarray, piece: Piece, max_size: int, min_size: int, fanout: int, seed: int,
+                 config: ClusterConfig) -> tuple[list[Keyed], list[Piece]]:
+    """One step of the recursion: finished groups, or the sub-pieces to recurse on.
+
+    The split's seed is derived from its *path* (the part indices from the root), not from
+    a running counter, so every piece can be solved on its own — in another process — and
+    the result is the same (see :func:`frontier_pieces`).
+    """
+    idx, g, path = piece
+    if g == 1:
+        return [((path, 0), np.sort(idx))], []
+    if g == idx.size:  # one point per group
+        return [((path, i), idx[i : i + 1]) for i in range(idx.size)], []
+    b = min(fanout, g)
+    sub = x if idx.size == x.shape[0] else x[idx]
+    centers = _initial_centers(sub, b, derive_seed(seed, *path), config)  # n > g >= b here
+    labels = (sub @ centers.T).argmax(axis=1)
+    sizes = np.bincount(labels, minlength=b)
+    allot = _allot(sizes, g, max_size, min_size)
+    if allot is None or allot.max() == g:  # infeasible, or no progress (duplicate points)
+        allot = _hamilton(sizes, g)
+        labels = _balance(sub, centers, allot * min_size, allot * max_size, config.balance_iters)
+    return [], [(idx[labels == j], int(allot[j]), path + (j,)) for j in range(b) if allot[j]]
+
+
+def _group_params(n: int, groups: int, max_size: int, min_size: int, config: ClusterConfig) -> tuple[int, int]:
+    if not (1 <= groups <= n <= groups * max_size):
+        raise InputError(f"cannot split {n} points into {groups} groups of at most {max_size}.", fix="check max_children.")
+    return max(1, min(min_size, n // groups)), max(2, config.fanout or max_size)
+
+
+def solve_pieces(x: np.ndarray, pieces: Sequence[Piece], max_size: int, min_size: int, fanout: int, seed: int,
+                 config: ClusterConfig, bar: Any = None) -> list[Keyed]:
+    """Recurse on ``pieces`` (rows index ``x``) to the end; the keyed groups, unsorted."""
+    out: list[Keyed] = []
+    stack = list(reversed(pieces))
+    while stack:
+        done, children = _split_piece(x, stack.pop(), max_size, min_size, fanout, seed, config)
+        out.extend(done)
+        if bar is not None and done:
+            bar.update(len(done))
+        stack.extend(reversed(children))  # reversed: the stack pops part 0 first
+    return out
+
+
+def frontier_pieces(x: np.ndarray, groups: int, max_size: int, *, min_size: int = 1, seed: int, config: ClusterConfig,
+                    min_pieces: int) -> tuple[list[Keyed], list[Piece], int, int]:
+    """The first steps of :func:`balanced_groups`, breadth-first, until at least
+    ``min_pieces`` independent pieces are pending (or none can be split further).
+
+    Returns ``(finished groups, pending pieces, min_size, fanout)``: solving every piece
+    with :func:`solve_pieces` (anywhere, in any order) and sorting all keyed groups by key
+    gives exactly ``balanced_groups(x, groups, max_size, ...)``. The distributed build
+    (:mod:`branchwise.indexing.distributed`) clusters the pieces on Dask workers this way.
+    """
+    n = x.shape[0]
+    min_size, fanout = _group_params(n, groups, max_size, min_size, config)
+    done: list[Keyed] = []
+    pending: list[Piece] = [(np.arange(n), groups, (0,))]
+    while len(pending) < min_pieces:
+        splittable = [i for i, p in enumerate(pending) if 1 < p[1] < p[0].size]
+        if not splittable:
+            break
+        biggest = pending.pop(max(splittable, key=lambda i: pending[i][0].size))
+        finished, children = _split_piece(x, biggest, max_size, min_size, fanout, seed, config)
+        done.extend(finished)
+        pending.extend(children)
+    return done, sorted(pending, key=lambda p: p[2]), min_size, fanout
+
+
+def ordered_groups(keyed: Iterable[Keyed]) -> list[np.ndarray]:
+    """Keyed groups in the deterministic order of :func:`balanced_groups` (depth-first, part 0 first)."""
+    return [rows for _, rows in sorted(keyed, key=lambda t: t[0])]
+
+
 def balanced_groups(
     x: np.ndarray, groups: int, max_size: int, *, min_size: int = 1, seed: int, config: ClusterConfig, progress: bool = False
 ) -> list[np.ndarray]:
@@ -289,42 +371,19 @@ def balanced_groups(
     unconstrained; only when the parts cannot be covered by whole groups does the split
     fall back to capacity-constrained assignment with bounds ``share × min_size`` and
     ``share × max_size``. ``min_size`` is lowered to ``n // groups`` if needed to be
-    feasible; it avoids single-child internal nodes for outliers.
+    feasible; it avoids single-child internal nodes for outliers. Each split is seeded
+    from ``seed`` and its path in the recursion, so sub-problems are independent
+    (:func:`frontier_pieces` hands them to other processes with the same result).
 
     Returns:
         groups as sorted arrays of row indices, in a deterministic order.
     """
     n = x.shape[0]
-    if not (1 <= groups <= n <= groups * max_size):
-        raise InputError(f"cannot split {n} points into {groups} groups of at most {max_size}.", fix="check max_children.")
-    min_size = max(1, min(min_size, n // groups))
-    fanout = max(2, config.fanout or max_size)
-    out: list[np.ndarray] = []
-    stack: list[tuple[np.ndarray, int]] = [(np.arange(n), groups)]
-    counter = 0
+    min_size, fanout = _group_params(n, groups, max_size, min_size, config)
     bar = tqdm(total=groups, desc="clustering", unit="group", disable=not progress, leave=False)
-    while stack:
-        idx, g = stack.pop()
-        if g == 1 or g == idx.size:  # one group, or one point per group
-            out.extend([np.sort(idx)] if g == 1 else [idx[i : i + 1] for i in range(idx.size)])
-            bar.update(g)
-            continue
-        b = min(fanout, g)
-        sub = x if idx.size == n else x[idx]
-        split_seed = derive_seed(seed, counter)
-        counter += 1
-        centers = _initial_centers(sub, b, split_seed, config)  # n > g >= b here
-        labels = (sub @ centers.T).argmax(axis=1)
-        sizes = np.bincount(labels, minlength=b)
-        allot = _allot(sizes, g, max_size, min_size)
-        if allot is None or allot.max() == g:  # infeasible, or no progress (duplicate points)
-            allot = _hamilton(sizes, g)
-            labels = _balance(sub, centers, allot * min_size, allot * max_size, config.balance_iters)
-        for j in reversed(range(b)):  # reversed: the stack pops part 0 first
-            if allot[j]:
-                stack.append((idx[labels == j], int(allot[j])))
+    keyed = solve_pieces(x, [(np.arange(n), groups, (0,))], max_size, min_size, fanout, seed, config, bar)
     bar.close()
-    return out
+    return ordered_groups(keyed)
 
 
 @dataclass(slots=True)

@@ -85,9 +85,13 @@ class UpdateReport:
 
 def update_needs_llm(idx: Index, op: Literal["add", "delete"]) -> bool:
     """Whether an update of ``idx`` calls an LLM: LLM-written summaries to refresh, or (for
-    ``add``) graph extraction of the new chunks."""
+    ``add``) graph extraction of the new chunks by the LLM extractor (a spaCy graph needs none)."""
+    from branchwise.graph.build import recorded_extractor
+    from branchwise.graph.registry import extractor_needs_llm
+
     mode = idx.manifest.extra.get("tree", {}).get("summary_mode", "llm")
-    return mode == "llm" or (op == "add" and idx.manifest.stage_done("graph"))
+    return mode == "llm" or (op == "add" and idx.manifest.stage_done("graph")
+                             and extractor_needs_llm(recorded_extractor(idx)))
 
 
 def add_documents(

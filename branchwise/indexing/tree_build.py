@@ -139,8 +139,10 @@ class _Builder:
     """One build's state: nodes, vectors, accounting."""
 
     def __init__(self, chunks: Sequence[Chunk], embeddings: np.ndarray, config: TreeConfig, summarizer: Summarizer,
-                 embedder: Embedder | None, checkpoint: BuildCheckpoint | None, progress: bool):
+                 embedder: Embedder | None, checkpoint: BuildCheckpoint | None, progress: bool,
+                 grouper: Callable[..., list[np.ndarray]] | None = None):
         self.config, self.summarizer, self.embedder = config, summarizer, embedder
+        self.grouper = grouper or balanced_groups
         self.ckpt, self.progress = checkpoint, progress
         self.leaf_vecs = normalize(embeddings)
         self.nodes: dict[str, Node] = {
@@ -171,10 +173,15 @@ class _Builder:
             else:
                 self.nodes[r.node_id].summary = done
         step = max(1, self.config.summary_batch)
+        batches = [todo[i : i + step] for i in range(0, len(todo), step)]
+        # a summarizer with ``map_batches`` (the Dask one) runs all batches at once and yields
+        # (batch number, texts) as they finish; each is checkpointed on arrival either way
+        mapper = getattr(self.summarizer, "map_batches", None)
+        results = (mapper([[r for r, _ in b] for b in batches]) if mapper is not None else
+                   ((i, self.summarizer.summarize_batch([r for r, _ in b])) for i, b in enumerate(batches)))
         with tqdm(total=len(todo), desc=f"summaries {label}", unit="node", disable=not self.progress or not todo) as bar:
-            for i in range(0, len(todo), step):
-                batch = todo[i : i + step]
-                texts = self.summarizer.summarize_batch([r for r, _ in batch])
+            for i, texts in results:
+                batch = batches[i]
                 for (r, _), text in zip(batch, texts):
                     self.nodes[r.node_id].summary = text
                 if self.ckpt is not None:
@@ -230,7 +237,7 @@ class _Builder:
                     groups = recorded["groups"]
                 else:
                     t0 = time.perf_counter()
-                    rows = balanced_groups(vecs, n_groups(len(ids), cfg.max_children, cfg.fill), cfg.max_children,
+                    rows = self.grouper(vecs, n_groups(len(ids), cfg.max_children, cfg.fill), cfg.max_children,
                                            min_size=cfg.min_size, seed=cfg.seed + level, config=cfg.clustering,
                                            progress=self.progress)
                     groups = [[ids[r] for r in g] for g in rows]
@@ -280,6 +287,7 @@ def build_tree(
     embedder: Embedder | None = None,
     checkpoint: BuildCheckpoint | None = None,
     progress: bool = True,
+    grouper: Callable[..., list[np.ndarray]] | None = None,
 ) -> TreeBuildResult:
     """Build the tree over ``chunks`` whose (L2-normalised) embeddings are ``embeddings``.
 
@@ -291,6 +299,9 @@ def build_tree(
         embedder: embeds summaries; required when ``config.node_vectors == "summary"``.
         checkpoint: makes the build resumable; call ``checkpoint.discard()`` after saving.
         progress: show tqdm bars.
+        grouper: replaces :func:`~branchwise.indexing.cluster.balanced_groups` in the
+            bottom-up levels (same signature and result; the distributed build passes one
+            that clusters the partitions on Dask workers).
 
     Returns:
         the tree (validated), internal-node vectors, and LLM/embedder usage of this build.
@@ -311,7 +322,7 @@ def build_tree(
         checkpoint.open(fingerprint(chunks, embeddings, config, summarizer, embedder))
     before = dataclasses.replace(summarizer.usage)
     t0 = time.perf_counter()
-    b = _Builder(chunks, embeddings, config, summarizer, embedder, checkpoint, progress)
+    b = _Builder(chunks, embeddings, config, summarizer, embedder, checkpoint, progress, grouper)
     root = b.bottom_up() if config.strategy == "bottom_up" else b.top_down()
     tree = Tree(nodes=b.nodes, root=root, strategy=config.strategy, max_children=config.max_children)
     tree.validate({c.id for c in chunks})
