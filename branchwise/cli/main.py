@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "branchwise.cli.ask_cmd",
     "branchwise.cli.eval_cmd",
     "branchwise.cli.compress_cmd",
+    "branchwise.cli.train_cmd",
     "branchwise.cli.chat_cmd",
     "branchwise.cli.serve_cmd",
 )

@@ -239,6 +239,7 @@ def fit_attributed(
     return items, total
 
 
-def abstractive_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None) -> AbstractiveCompressor:
+def abstractive_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None,
+                           reranker: Any = None) -> AbstractiveCompressor:
     """The registered ``abstractive`` compressor (see :data:`branchwise.compression.registry.COMPRESSORS`)."""
     return AbstractiveCompressor(llm)

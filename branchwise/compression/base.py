@@ -248,7 +248,8 @@ class CompressionConfig:
         COMPRESSORS.get(self.mode)  # an unknown mode fails here, listing the registered ones
 
 
-def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any = None) -> Compressor:
+def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any = None,
+                    reranker: Any = None) -> Compressor:
     """Build the compressor named by ``config.mode`` (see
     :data:`~branchwise.compression.registry.COMPRESSORS`) from injected backends.
 
@@ -257,6 +258,8 @@ def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any
         llm: an :class:`~branchwise.models.base.LLM` (needed by "abstractive" and "color").
         embedder: the :class:`~branchwise.models.base.Embedder` used as the extractive dual
             encoder (the composition root resolves ``config.encoder`` into it).
+        reranker: a :class:`~branchwise.relevance.base.Reranker` the extractive selection mixes
+            in (see ``ExtractiveConfig.reranker_weight``); None: the dual encoder alone.
     """
     from branchwise.compression.registry import COMPRESSORS
 
@@ -266,8 +269,8 @@ def make_compressor(config: CompressionConfig, *, llm: Any = None, embedder: Any
     if "encoder" in entry.needs and embedder is None:
         raise InputError(f"compression mode {config.mode!r} needs a dual encoder.",
                          fix="pass embedder=... or set CompressionConfig(encoder='st:/path').")
-    return entry.load()(config, llm=llm, encoder=embedder)  # type: ignore[no-any-return]
+    return entry.load()(config, llm=llm, encoder=embedder, reranker=reranker)  # type: ignore[no-any-return]
 
 
-def no_compressor(config: CompressionConfig, *, llm: Any = None, encoder: Any = None) -> Compressor:
+def no_compressor(config: CompressionConfig, *, llm: Any = None, encoder: Any = None, reranker: Any = None) -> Compressor:
     return NoCompression()

@@ -312,9 +312,10 @@ class ColorCompressor:
         )
 
 
-def color_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None) -> ColorCompressor:
+def color_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None,
+                     reranker: Any = None) -> ColorCompressor:
     """The registered ``color`` compressor (see :data:`branchwise.compression.registry.COMPRESSORS`)."""
     from branchwise.compression.abstractive import AbstractiveCompressor
     from branchwise.compression.extractive import ExtractiveCompressor
 
-    return ColorCompressor(ExtractiveCompressor(encoder, config.extractive), AbstractiveCompressor(llm), llm)
+    return ColorCompressor(ExtractiveCompressor(encoder, config.extractive, reranker=reranker), AbstractiveCompressor(llm), llm)

@@ -43,6 +43,7 @@ from branchwise.compression.base import (
 )
 from branchwise.text.sentences import split_sentences
 from branchwise.models.base import Embedder
+from branchwise.relevance.base import Reranker
 from branchwise.types import Evidence, Usage
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ class ExtractiveConfig:
             compete for the budget (selection order only; reported scores stay cosines).
             A prior for encyclopedic and news text, where a passage's first sentence names
             its subject; 0 turns it off.
+        reranker_weight: with a reranker (:mod:`branchwise.relevance`), each sentence scores
+            ``w * reranker + (1 - w) * cosine`` (1.0: the reranker alone); the bridge hop
+            then re-reads the other items' sentences against the question plus the best
+            sentence. Ignored without a reranker.
     """
 
     embed_with_title: bool = True
@@ -84,11 +89,15 @@ class ExtractiveConfig:
     truncate_overflow: bool = True
     bridge: bool = True
     lead_bonus: float = 0.1
+    reranker_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.lead_bonus):
             raise InputError(f"ExtractiveConfig.lead_bonus={self.lead_bonus} is not a finite number.",
                              fix="use 0 (off) or a small similarity bonus such as 0.1.")
+        if not 0.0 <= self.reranker_weight <= 1.0:
+            raise InputError(f"ExtractiveConfig.reranker_weight={self.reranker_weight} is not in [0, 1].",
+                             fix="use 1.0 (the reranker alone), 0.5 (an even mix with the cosine), ...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +133,18 @@ class ExtractiveCompressor:
     Args:
         encoder: the dual encoder: an Embedder or a spec string such as ``"st:/path"``.
         config: scoring and selection settings.
+        reranker: a cross-encoder (or any :class:`~branchwise.relevance.base.Reranker`) that
+            reads question and sentence together; its scores are mixed with the cosine
+            (``config.reranker_weight``). None: the dual encoder alone (RECOMP).
     """
 
     mode = "extractive"
 
-    def __init__(self, encoder: Embedder | str, config: ExtractiveConfig | None = None) -> None:
+    def __init__(self, encoder: Embedder | str, config: ExtractiveConfig | None = None,
+                 reranker: Reranker | None = None) -> None:
         self.encoder = resolve_encoder(encoder)
         self.config = config or ExtractiveConfig()
+        self.reranker = reranker
 
     def score_sentences(self, question: str, evidence: Sequence[Evidence]) -> list[ScoredSentence]:
         """All sentences of ``evidence`` with their similarity to ``question`` (input order)."""
@@ -146,11 +160,22 @@ class ExtractiveCompressor:
         sent_vecs = np.asarray(self.encoder.embed(texts), dtype=np.float32)
         q_vec = np.asarray(self.encoder.embed_query(question), dtype=np.float32)
         sims = sent_vecs @ q_vec
+        items = np.array([i for i, _, _ in rows])
         if self._bridges(evidence):
             top = int(np.argmax(sims))
             hop = np.asarray(self.encoder.embed_query(f"{question} {texts[top]}"), dtype=np.float32)
-            other = np.array([i != rows[top][0] for i, _, _ in rows])
-            sims = np.where(other, np.maximum(sims, sent_vecs @ hop), sims)
+            sims = np.where(items != rows[top][0], np.maximum(sims, sent_vecs @ hop), sims)
+        w = self.config.reranker_weight
+        if self.reranker is not None and w > 0:
+            rr = np.asarray(self.reranker.score(question, texts), dtype=np.float32)
+            if self._bridges(evidence):
+                top = int(np.argmax(rr))
+                other = np.flatnonzero(items != rows[top][0])
+                if len(other):
+                    hop_rr = np.asarray(self.reranker.score(f"{question} {texts[top]}", [texts[k] for k in other]),
+                                        dtype=np.float32)
+                    rr[other] = np.maximum(rr[other], hop_rr)
+            sims = w * rr + (1.0 - w) * np.clip(sims, 0.0, 1.0)
         return [ScoredSentence(i, j, t, float(s)) for (i, j, t), s in zip(rows, sims, strict=True)]
 
     def _bridges(self, evidence: Sequence[Evidence]) -> bool:
@@ -229,6 +254,7 @@ def validate_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
     return out
 
 
-def extractive_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None) -> ExtractiveCompressor:
+def extractive_compressor(config: "CompressionConfig", *, llm: Any = None, encoder: Any = None,
+                          reranker: Any = None) -> ExtractiveCompressor:
     """The registered ``extractive`` compressor (see :data:`branchwise.compression.registry.COMPRESSORS`)."""
-    return ExtractiveCompressor(encoder, config.extractive)
+    return ExtractiveCompressor(encoder, config.extractive, reranker=reranker)

@@ -1,7 +1,9 @@
 """The context compressors, by name (``--compression``, ``CompressionConfig.mode``).
 
-Each factory is ``factory(config, *, llm=None, encoder=None) -> Compressor``; ``needs``
-says what the composition root must supply (the LLM, the dual encoder).
+Each factory is ``factory(config, *, llm=None, encoder=None, reranker=None) -> Compressor``;
+``needs`` says what the composition root must supply (the LLM, the dual encoder); the
+reranker, when the settings name one, is passed to every factory (the extractive selection
+mixes it in).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from branchwise.compression.extractive import ExtractiveCompressor, ExtractiveCo
 from branchwise.training.mining import QAExample, Triplet
 from branchwise.training.loop import TrainResult, finish, run_steps, seeded
 from branchwise.models.base import Embedder
+from branchwise.relevance.base import Reranker
 
 __all__ = ["ExtractiveTrainConfig", "RecallReport", "TrainResult", "gold_sentence_recall", "train_extractive"]
 
@@ -173,17 +174,19 @@ def _kept(gold: str, text: str) -> bool:
 
 
 def gold_sentence_recall(
-    encoder: Embedder | str, examples: Sequence[QAExample], budget_tokens: int, config: ExtractiveConfig | None = None
+    encoder: Embedder | str, examples: Sequence[QAExample], budget_tokens: int, config: ExtractiveConfig | None = None,
+    *, reranker: Reranker | None = None, progress: bool = True,
 ) -> RecallReport:
     """Compress each example at ``budget_tokens`` and count the gold sentences that survive.
 
     A gold sentence counts as kept when its text appears in the compressed item of its own
-    paragraph (same ``chunk_id``): the citation must survive too, not just the words.
+    paragraph (same ``chunk_id``): the citation must survive too, not just the words. With a
+    ``reranker`` the compressor mixes its scores in (``ExtractiveConfig.reranker_weight``).
     """
-    comp = ExtractiveCompressor(encoder, config)
+    comp = ExtractiveCompressor(encoder, config, reranker=reranker)
     facts = kept = any_q = all_q = 0
     ratios: list[float] = []
-    for ex in tqdm(examples, desc="gold-sentence recall", unit="q"):
+    for ex in tqdm(examples, desc="gold-sentence recall", unit="q", disable=not progress):
         ctx = comp.compress(ex.question, ex.evidence, budget_tokens)
         by_id = {e.chunk_id: e.text for e in ctx.items}
         hits = [_kept(sent, by_id.get(title, "")) for title, sent in ex.supporting]

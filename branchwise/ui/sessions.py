@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 import re
 import shutil
 import threading
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 UPLOADS_DIR = "uploads"
 INDEXES_DIR = "indexes"
 MANIFEST = "manifest.json"
+#: agent assemblies kept (one per index and settings in use; each may hold a reranker model)
+MAX_ASSEMBLIES = 8
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 80
 
@@ -286,7 +289,23 @@ class ChatService:
         self.workspace = workspace
         self.base = base or Settings.from_env()  # what the Settings tab's knobs are applied to
         self._indexes: dict[Path, Any] = {}
+        self._assemblies: OrderedDict[tuple[Path, Any], Any] = OrderedDict()
         self._lock = threading.Lock()
+
+    def assembly(self, name: str, settings: Any) -> Any:
+        """The composition root's parts over index ``name`` for ``settings`` (a :class:`branchwise.Settings`),
+        made once per index and settings (tree resources, the reranker's model) and shared by sessions."""
+        from branchwise.assembly.root import Assembly
+
+        index = self.open_index(name)
+        key = (index.path, settings)
+        with self._lock:
+            if key not in self._assemblies:
+                self._assemblies[key] = Assembly(index, settings)
+                while len(self._assemblies) > MAX_ASSEMBLIES:
+                    self._assemblies.popitem(last=False)
+            self._assemblies.move_to_end(key)
+            return self._assemblies[key]
 
     def open_index(self, name: str) -> Any:
         """The opened :class:`~branchwise.retrieval.index.Index` ``name`` (opened once, shared)."""
@@ -307,8 +326,6 @@ class ChatService:
         ``history`` is the conversation so far (:func:`chat_history`): a follow-up is rewritten
         into a standalone question from it by the agent, and the steps show that question.
         """
-        from branchwise.assembly.root import build_agent
-
         if not question.strip():
             raise InputError("the question is empty.", fix="type a question first.")
         if not index_name:
@@ -316,12 +333,12 @@ class ChatService:
         t0 = time.perf_counter()
         update = ChatUpdate(steps=[f"opening index {index_name}"])
         yield update
-        index = self.open_index(index_name)
+        parts = self.assembly(index_name, settings.apply(self.base))
         if not self.pool.has_llm(settings.llm):
             update.steps.append(f"loading the LLM {settings.llm!r} (first use)")
             yield update
         llm = self.pool.llm(settings.llm)
-        with build_agent(index, settings.apply(self.base), llm=llm) as agent:
+        with parts.agent(llm=llm) as agent:
             for event in agent.stream(question, history=history):
                 update.elapsed_s = time.perf_counter() - t0
                 if event.kind == "token":

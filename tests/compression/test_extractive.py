@@ -180,3 +180,36 @@ def test_lead_bonus_changes_selection_order_not_scores() -> None:
     assert lead.score_sentences(q, EVIDENCE) == _comp(lead_bonus=0.0).score_sentences(q, EVIDENCE)
     with pytest.raises(InputError, match="lead_bonus"):
         ExtractiveConfig(lead_bonus=float("inf"))
+
+
+class _KeywordReranker:
+    """Scores 0.9 for sentences containing any of ``words`` in the query's sense, else 0.1."""
+
+    name = "keyword"
+
+    def __init__(self, hits: dict[str, str]) -> None:
+        self.hits = hits  # query substring -> passage substring that answers it
+        self.calls: list[tuple[str, int]] = []
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        self.calls.append((query, len(passages)))
+        return [0.9 if any(q in query and p in text for q, p in self.hits.items()) else 0.1 for text in passages]
+
+
+def test_a_reranker_chooses_the_sentences_and_the_bridge_hop_rereads_the_others() -> None:
+    # the question finds the drummer; the Baikal sentence is found only through that first-hop sentence
+    q = "Who was the drummer of Rush?"
+    rr = _KeywordReranker({"drummer of Rush?": "drummer", "Neil Peart": "deepest"})
+    comp = ExtractiveCompressor(HashingEmbedder(), ExtractiveConfig(lead_bonus=0.0, reranker_weight=1.0), reranker=rr)
+    scored = {s.text: s.score for s in comp.score_sentences(q, EVIDENCE)}
+    assert scored["Neil Peart was the drummer of Rush."] == pytest.approx(0.9)
+    assert scored["It is the deepest lake in the world."] == pytest.approx(0.9)  # through the hop
+    assert scored["Lake Baikal is a rift lake in Siberia."] == pytest.approx(0.1)
+    assert len(rr.calls) == 2 and rr.calls[1] == (f"{q} Rush: Neil Peart was the drummer of Rush.", 2)
+    mixed = ExtractiveCompressor(HashingEmbedder(), ExtractiveConfig(reranker_weight=0.5, bridge=False), reranker=rr)
+    cos = ExtractiveCompressor(HashingEmbedder(), ExtractiveConfig(bridge=False))
+    for m, c in zip(mixed.score_sentences(q, EVIDENCE), cos.score_sentences(q, EVIDENCE)):
+        expected = 0.5 * (0.9 if "drummer" in m.text else 0.1) + 0.5 * min(1.0, max(0.0, c.score))
+        assert m.score == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(InputError, match="reranker_weight"):
+        ExtractiveConfig(reranker_weight=1.5)
