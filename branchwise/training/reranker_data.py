@@ -73,8 +73,9 @@ class QuestionRows:
 
 
 def is_validation(example_id: str, fraction: float) -> bool:
-    """Whether ``example_id`` falls in the validation split (sha1 of the id; stable across runs)."""
-    return int(hashlib.sha1(example_id.encode()).hexdigest()[:8], 16) % 10_000 < fraction * 10_000
+    """Whether ``example_id`` falls in the validation split: the sha1 of the id, taken modulo
+    ``round(1 / fraction)``, is 0 (stable across runs and machines; 0.2 holds out one in five)."""
+    return int(hashlib.sha1(example_id.encode()).hexdigest()[:8], 16) % max(2, round(1 / fraction)) == 0
 
 
 def split_examples(examples: Sequence[QAExample], fraction: float = 0.2) -> tuple[list[QAExample], list[QAExample]]:
