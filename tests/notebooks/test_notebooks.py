@@ -239,3 +239,20 @@ def test_eval_report_loads_a_run_and_plots_the_comparison(kernel_dir: Path, monk
     assert len(png_sizes(nb)) == 2
     markdown = [o for c in nb.cells for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
     assert markdown and "| tree |" in markdown[0]["data"]["text/markdown"]
+
+
+COMMITTED_REPORTS = sorted(p.parent for p in (REPO / "reports").glob("*/summary.json") if (p.parent / "results.jsonl").exists())
+
+
+@pytest.mark.parametrize("report", COMMITTED_REPORTS, ids=[p.name for p in COMMITTED_REPORTS])
+def test_eval_report_runs_on_every_committed_report(report: Path, kernel_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    summary = json.loads((report / "summary.json").read_text())
+    nb = run_notebook("eval_report", kernel_dir, monkeypatch, tmp_path, {"BRANCHWISE_NB_EVAL_DIR": str(report)})
+    out = stdout(nb)
+    primary = summary["primary"]
+    answered = [s for s, v in summary["systems"].items() if primary in v["metrics"]]
+    assert f"primary metric: {primary}" in out and answered
+    for s in answered:  # each compared system's mean is printed as the summary has it
+        assert f"{s}: {primary} = {summary['systems'][s]['metrics'][primary]['mean']:.4f} [" in out
+    assert len(png_sizes(nb)) == 2
