@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Collection, Mapping, Sequence
 
 # answer metrics live on the ground floor (the compressors' gold labels use them too); re-exported here
-from branchwise.text.answers import choice_accuracy, choose_option, exact_match, normalize_answer, token_f1  # noqa: F401
+from branchwise.text.answers import choice_accuracy, choose_option, exact_match, lenient_match, normalize_answer, token_f1  # noqa: F401
 from branchwise.types import Usage
 
 Qrels = Mapping[str, float] | Collection[str]

@@ -23,7 +23,8 @@ from branchwise.files import atomic_write_json, atomic_write_text
 
 #: table columns in display order (a metric no system has is omitted)
 COLUMNS = [
-    ("f1", "F1"), ("em", "EM"), ("accuracy", "Acc"), ("ndcg@10", "nDCG@10"), ("recall@5", "R@5"),
+    ("f1", "F1"), ("em", "EM"), ("lenient_acc", "LAcc"), ("accuracy", "Acc"), ("not_found", "NF"),
+    ("supported", "Supp"), ("ndcg@10", "nDCG@10"), ("recall@5", "R@5"),
     ("recall@10", "R@10"), ("mrr@10", "MRR@10"), ("evidence_recall", "EvR"),
     ("citation_precision", "CitP"), ("citation_recall", "CitR"), ("context_tokens", "ctx tok"),
     ("compression_ratio", "compr"), ("llm_calls", "LLM calls"), ("prompt_tokens", "prompt tok"),
@@ -67,8 +68,17 @@ def summarize(
                              "p_wilcoxon": t.p_wilcoxon, "n": t.n}
         if tests:
             paired[name] = tests
+    by_type: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    types = sorted({r.get("type") or "" for r in records} - {""})
+    if len(types) > 1:  # e.g. HotpotQA bridge / comparison
+        for name in order:
+            for t in types:
+                vals = [r["metrics"][primary] for r in records
+                        if r["system"] == name and r.get("type") == t and r["metrics"].get(primary) is not None]
+                if vals:
+                    by_type[name][t] = {"mean": math.fsum(vals) / len(vals), "n": len(vals)}
     return {"dataset": meta.get("dataset"), "kind": meta.get("kind"), "primary": primary, "reference": reference,
-            "meta": meta, "systems": systems, "paired": paired}
+            "meta": meta, "systems": systems, "paired": paired, "by_type": dict(by_type)}
 
 
 def _fmt(key: str, m: dict[str, float] | None, with_ci: bool) -> str:
@@ -106,6 +116,14 @@ def to_markdown(summary: dict[str, Any]) -> str:
     for name, s in systems.items():
         cells = [_fmt(k, s["metrics"].get(k), with_ci=k in (primary, "ndcg@10")) for k, _ in present]
         lines.append(f"| {name} | {s['n']} | " + " | ".join(cells) + " |")
+    by_type = summary.get("by_type") or {}
+    if by_type:
+        types = sorted({t for v in by_type.values() for t in v})
+        lines += ["", f"{primary} per question type:", "", "| system | " + " | ".join(types) + " |",
+                  "|---|" + "---:|" * len(types)]
+        for name, per in by_type.items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{per[t]['mean']:.3f} (n={per[t]['n']})" if t in per else "–" for t in types) + " |")
     if summary["paired"]:
         lines += ["", f"Paired tests against **{summary['reference']}** on the same questions "
                   "(difference of means, 95% bootstrap CI, paired-bootstrap and Wilcoxon p-values):", "",

@@ -18,6 +18,7 @@ from branchwise.evals.metrics import (
     cost_metrics,
     evidence_recall,
     exact_match,
+    lenient_match,
     mrr,
     ndcg_at_k,
     recall_at_k,
@@ -77,6 +78,15 @@ def score_output(
         elif question.answers:
             metrics["em"] = exact_match(text, question.answers)
             metrics["f1"] = token_f1(text, question.answers)
+            metrics["lenient_acc"] = lenient_match(text, question.answers)
+        metrics["not_found"] = float(not out.answer.found)
+        trace = out.answer.trace
+        support = getattr(trace, "support", None)
+        if support and support.get("supported") is not None and support.get("method") != "abstain":
+            metrics["supported"] = float(bool(support["supported"]))
+        answer_rec = getattr(trace, "answer", None) or {}
+        if out.answer.found and out.answer.citations:
+            metrics["inferred_citations"] = float(bool(answer_rec.get("inferred_citations")))
         if question.supporting_facts:
             cs = citation_scores([chunk_text(c) for c in cited], [f.text for f in question.supporting_facts])
             metrics["citation_precision"] = cs.precision

@@ -51,6 +51,15 @@ def _f1_single(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def lenient_match(prediction: str, gold: str | Sequence[str]) -> float:
+    """1.0 if a normalised gold answer occurs in the normalised prediction ("lenient accuracy":
+    a long but right answer counts), else 0.0. An empty prediction never matches."""
+    p = f" {normalize_answer(prediction)} "
+    if not p.strip():
+        return 0.0
+    return float(any(normalize_answer(g) and f" {normalize_answer(g)} " in p for g in _golds(gold)))
+
+
 def token_f1(prediction: str, gold: str | Sequence[str]) -> float:
     """SQuAD token-overlap F1 (bag of normalised tokens), max over the gold answers."""
     return max(_f1_single(prediction, g) for g in _golds(gold))

@@ -167,3 +167,26 @@ def test_cost_metrics() -> None:
     m = cost_metrics(u, 42)
     assert m == {"llm_calls": 3.0, "prompt_tokens": 100.0, "completion_tokens": 20.0, "latency_s": 1.5,
                  "context_tokens": 42.0}
+
+
+@pytest.mark.parametrize(("prediction", "gold", "expected"), [
+    ("The answer is Paris, France.", ["Paris"], 1.0),       # long but right
+    ("paris", ["The Paris"], 1.0),                          # articles and case normalised away
+    ("Parisian cafes", ["Paris"], 0.0),                      # whole words only
+    ("", ["Paris"], 0.0),
+    ("yes", ["no", "yes"], 1.0),
+])
+def test_lenient_match(prediction: str, gold: list[str], expected: float) -> None:
+    from branchwise.evals.metrics import lenient_match
+
+    assert lenient_match(prediction, gold) == expected
+
+
+def test_report_breaks_the_primary_metric_down_by_question_type() -> None:
+    from branchwise.evals.report import summarize, to_markdown
+
+    recs = [{"system": "a", "qid": str(i), "type": t, "metrics": {"f1": v}}
+            for i, (t, v) in enumerate([("bridge", 1.0), ("bridge", 0.0), ("comparison", 0.5)])]
+    s = summarize(recs, {"dataset": "d", "kind": "qa", "systems": ["a"]}, reference="a", n_resamples=200)
+    assert s["by_type"] == {"a": {"bridge": {"mean": 0.5, "n": 2}, "comparison": {"mean": 0.5, "n": 1}}}
+    assert "| a | 0.500 (n=2) | 0.500 (n=1) |" in to_markdown(s)
