@@ -29,7 +29,7 @@ from branchwise.evals.systems import SystemOutput
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 #: the headline metric of each dataset kind (used for CIs, paired tests and plots)
-PRIMARY_METRIC = {"qa": "f1", "mc": "accuracy", "ir": "ndcg@10"}
+PRIMARY_METRIC = {"qa": "f1", "mc": "accuracy", "ir": "ndcg@10", "unanswerable": "not_found"}
 
 
 def strip_citation_markers(text: str) -> str:
@@ -75,6 +75,8 @@ def score_output(
         metrics["evidence_recall"] = evidence_recall(set(read), question.gold_doc_ids)
         if kind == "mc" and question.gold_choice is not None:
             metrics["accuracy"] = choice_accuracy(text, question.choices, question.gold_choice)
+        elif kind == "unanswerable":
+            metrics["made_up_gold"] = lenient_match(text, question.answers) if question.answers else 0.0
         elif question.answers:
             metrics["em"] = exact_match(text, question.answers)
             metrics["f1"] = token_f1(text, question.answers)

@@ -189,3 +189,16 @@ def test_head_restricts_multihop_corpus_to_the_kept_questions(shared_data: Path)
     assert all(len(q.context_doc_ids) == 10 for q in part.questions)
     ir = load_cranfield(shared_data / "cranfield")
     assert len(ir.head(3).corpus) == 1400 and len(ir.head(3).questions) == 3
+
+
+def test_unanswerable_hotpotqa_removes_every_gold_paragraph(shared_data) -> None:
+    from branchwise.evals.datasets import load_dataset
+
+    full = load_dataset("hotpotqa", shared_data / "hotpotqa" / "dev_distractor_200.jsonl")
+    bare = load_dataset("hotpotqa_unanswerable", shared_data / "hotpotqa" / "dev_distractor_200.jsonl")
+    gold = {d for q in full.questions for d in q.gold_doc_ids}
+    assert bare.kind == "unanswerable" and len(bare.questions) == len(full.questions) == 200
+    assert gold and not gold & {d.id for d in bare.corpus} and len(bare.corpus) == len(full.corpus) - len(gold)
+    assert all(not q.gold_doc_ids and not gold & set(q.context_doc_ids) for q in bare.questions)
+    assert not gold & {d.id for d in bare.head(20).corpus}  # the shrunken corpus of a --limit run too
+    assert bare.questions[0].answers == full.questions[0].answers  # kept, to catch made-up answers

@@ -53,12 +53,15 @@ DATASETS.register("musique", load_musique, "MuSiQue (multi-hop QA)")
 DATASETS.register("beir", load_beir, "a BEIR retrieval dataset folder")
 DATASETS.register("vaswani", load_vaswani, "Vaswani / NPL (IR test collection, TREC format)")
 DATASETS.register("cranfield", load_cranfield, "Cranfield (IR test collection)")
+DATASETS.register("hotpotqa_unanswerable", "branchwise.evals.datasets.multihop:load_hotpotqa_unanswerable",
+                  "HotpotQA with every question's gold paragraphs removed: the answer is 'not found'")
 DATASETS.register("quality", load_quality, "QuALITY long stories, multiple choice (L-Eval)")
 DATASETS.register("nq_long", load_nq_long, "Natural Questions on long Wikipedia pages (L-Eval)")
 
 #: the file or directory each loader expects inside ``/work/shared/data`` (for defaults).
 SHARED_PATHS: dict[str, str] = {
     "hotpotqa": "hotpotqa/dev_distractor_200.jsonl",
+    "hotpotqa_unanswerable": "hotpotqa/dev_distractor_200.jsonl",
     "vaswani": "vaswani",
     "cranfield": "cranfield",
     "quality": "quality/quality.jsonl",

@@ -152,3 +152,11 @@ def load_musique(path: Path, limit: int | None = None) -> EvalDataset:
     if not questions:
         raise InputError(f"{path} holds no MuSiQue questions.", fix="pass a non-empty MuSiQue JSONL file.")
     return EvalDataset("musique", corpus.documents, questions, kind="qa")
+
+
+def load_hotpotqa_unanswerable(path: Path) -> EvalDataset:
+    """HotpotQA with every question's gold paragraphs removed from the corpus (see
+    :func:`~branchwise.evals.datasets.types.without_gold`): the right answer is "not found"."""
+    from branchwise.evals.datasets.types import without_gold
+
+    return without_gold(load_hotpotqa(path))

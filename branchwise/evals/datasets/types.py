@@ -14,6 +14,8 @@ chunking an index used.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -87,8 +89,9 @@ class EvalDataset:
         name: dataset name ("hotpotqa", "vaswani", ...).
         corpus: the documents to index (deduplicated).
         questions: the evaluation questions, in file order.
-        kind: "qa" (answers are scored), "ir" (only retrieval is scored) or "mc"
-            (multiple-choice answers).
+        kind: "qa" (answers are scored), "ir" (only retrieval is scored), "mc"
+            (multiple-choice answers) or "unanswerable" (the corpus lacks every question's
+            evidence: the right answer is "not found", see :func:`without_gold`).
     """
 
     name: str
@@ -112,6 +115,20 @@ class EvalDataset:
             return EvalDataset(self.name, self.corpus, kept, self.kind)
         wanted = {d for q in kept for d in q.context_doc_ids}
         return EvalDataset(self.name, [d for d in self.corpus if d.id in wanted], kept, self.kind)
+
+
+def without_gold(dataset: EvalDataset) -> EvalDataset:
+    """The same questions asked of the corpus *without* their evidence: every question's gold
+    documents are removed from the corpus and from every question's shipped paragraphs, so no
+    question can be answered from it and the right answer is "not found" (kind
+    ``"unanswerable"``; gold answers are kept only to see whether a system made one up)."""
+    gold = {d for q in dataset.questions for d in q.gold_doc_ids}
+    questions = [dataclasses.replace(q, gold_doc_ids=(), supporting_facts=(), qrels={},
+                                     context_doc_ids=tuple(d for d in q.context_doc_ids if d not in gold),
+                                     metadata={**q.metadata, "answerable": False})
+                 for q in dataset.questions]
+    return EvalDataset(f"{dataset.name}_unanswerable", [d for d in dataset.corpus if d.id not in gold], questions,
+                       "unanswerable")
 
 
 class CorpusBuilder:
