@@ -88,6 +88,10 @@ class AgentConfig:
         candidates: chunks each route returns per query when a reranker orders the pool
             (the cheap first stage of the cascade); without a reranker, :attr:`k`.
         keep: pool items (best by rank score) handed to compression and the answer.
+        summaries: internal-node summaries of the tree added per query as candidates (RAPTOR's
+            collapsed tree; each cited through its best leaf). The reranker then chooses, per
+            question, between passages and summaries (recorded in the trace's ``reranks``).
+            0 turns the summary route off.
         abstain_threshold: with a reranker, answer "not found" without an LLM call when
             no passage scores at least this (0 turns it off).
         support: the answer-support check after generation: ``"auto"`` accepts an answer
@@ -123,6 +127,7 @@ class AgentConfig:
     gap_query: GapQueryMode = "bridge"
     candidates: int = 20
     keep: int = 6
+    summaries: int = 0
     abstain_threshold: float = 0.0
     support: SupportMode = "auto"
     support_threshold: float = 0.5
@@ -146,6 +151,7 @@ class AgentConfig:
             "hop_docs": self.hop_docs >= 1,
             "candidates": self.candidates >= 1,
             "keep": self.keep >= 1,
+            "summaries": self.summaries >= 0,
             "abstain_threshold": 0.0 <= self.abstain_threshold <= 1.0,
             "support_threshold": 0.0 <= self.support_threshold <= 1.0,
             "context_budget_tokens": self.context_budget_tokens >= 1,

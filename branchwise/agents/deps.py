@@ -67,6 +67,14 @@ class TreeSearch(Protocol):
 
 
 @runtime_checkable
+class SummarySearch(Protocol):
+    """The tree's internal summaries most similar to a query, as evidence cited through a leaf
+    (``navigation.collapsed.CollapsedTree``)."""
+
+    def summaries(self, query: str, n: int) -> list[Evidence]: ...
+
+
+@runtime_checkable
 class GraphSearch(Protocol):
     """GRAG-style graph retrieval (``graph.retrieve.GraphRetriever``)."""
 
@@ -88,6 +96,8 @@ class AgentDeps:
             credentials), recorded in every run's trace. The composition root fills it.
         reranker: orders the evidence pool (the rerank node), scores the second hop's
             sentences; None keeps the retrieval routes' order.
+        summary_search: the tree's internal summaries as evidence (``AgentConfig.summaries``);
+            None disables the summary route.
     """
 
     index: ChunkIndex
@@ -97,6 +107,7 @@ class AgentDeps:
     compressor: Compressor | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     reranker: Reranker | None = None
+    summary_search: SummarySearch | None = None
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:

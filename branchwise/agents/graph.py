@@ -78,6 +78,7 @@ NODES: dict[str, Callable[..., dict[str, Any]]] = {
     "plan": nodes_reason.plan,
     "retrieve_tree": nodes_retrieve.retrieve_tree,
     "retrieve_index": nodes_retrieve.retrieve_index,
+    "retrieve_summaries": nodes_retrieve.retrieve_summaries,
     "graph_retrieve": nodes_retrieve.graph_retrieve,
     "rerank": nodes_rank.rerank,
     "distill": nodes_retrieve.distill,
@@ -125,7 +126,7 @@ def agent_builder(
     builder.add_edge(START, "contextualize")
     builder.add_edge("contextualize", "plan")
     builder.add_conditional_edges("plan", route, retrieval_targets)
-    for name in ("retrieve_tree", "retrieve_index", "graph_retrieve"):
+    for name in ("retrieve_tree", "retrieve_index", "retrieve_summaries", "graph_retrieve"):
         builder.add_edge(name, "rerank")
     builder.add_edge("rerank", "distill")
     builder.add_edge("distill", "feedback")

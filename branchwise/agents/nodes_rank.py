@@ -41,24 +41,29 @@ def rerank(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dic
     """
     deps = env.deps(runtime.context)
     pool = state.get("evidence", {})
-    new = [rec for rec in pool.values() if "rerank" not in rec]
+    new = {key: rec for key, rec in pool.items() if "rerank" not in rec}
     if deps.reranker is None or not new:
         return {}
     emit(runtime, "progress", "rerank", f"reranking {len(new)} passages ({deps.reranker.name})")
     t0 = time.perf_counter()
     question = state["question"]
-    by_query: dict[str, list[EvidenceRecord]] = {}
-    for rec in new:
-        by_query.setdefault(question if rec["round"] == 0 else rec["query"], []).append(rec)
-    scored: list[tuple[EvidenceRecord, float]] = []
-    for query, recs in by_query.items():
-        scores = deps.reranker.score(query, [passage_text(r["title"], r["text"]) for r in recs])
-        scored += zip(recs, scores)
-    best = sorted(scored, key=lambda rs: -rs[1])[:5]
+    by_query: dict[str, list[str]] = {}
+    for key, rec in new.items():
+        by_query.setdefault(question if rec["round"] == 0 else rec["query"], []).append(key)
+    scored: dict[str, float] = {}
+    for query, keys in by_query.items():
+        scores = deps.reranker.score(query, [passage_text(new[k]["title"], new[k]["text"]) for k in keys])
+        scored.update(zip(keys, (float(s) for s in scores)))
+    best = sorted(scored.items(), key=lambda ks: -ks[1])[:5]
+    ranked = sorted({**pool, **{k: {**new[k], "rerank": s} for k, s in scored.items()}}.values(),
+                    key=lambda r: -rank_score(r))
+    sources: dict[str, int] = {}
+    for rec in ranked[: env.config.keep]:
+        sources[rec["source"]] = sources.get(rec["source"], 0) + 1
     record: RerankRecord = {"round": state.get("round", 0), "reranker": deps.reranker.name, "scored": len(scored),
-                            "top": [(r["chunk_id"], round(float(s), 4)) for r, s in best]}
+                            "top": [(new[k]["chunk_id"], round(s, 4)) for k, s in best], "kept_sources": sources}
     log.info("reranked %d passages in %.2f s", len(scored), time.perf_counter() - t0)
-    return {"evidence": {r["chunk_id"]: {**r, "rerank": float(s)} for r, s in scored}, "reranks": [record],
+    return {"evidence": {k: {**new[k], "rerank": s} for k, s in scored.items()}, "reranks": [record],
             "usage": {"latency_s": time.perf_counter() - t0}}
 
 

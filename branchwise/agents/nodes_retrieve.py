@@ -120,6 +120,30 @@ def retrieve_tree(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv)
     return {"evidence": evidence, "retrievals": retrievals, "navigation": traces, "usage": usage}
 
 
+def retrieve_summaries(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
+    """The tree's internal summaries most similar to each pending query, as evidence candidates
+    (for long documents and questions about a whole story or topic; RAPTOR's collapsed tree).
+
+    Each is cited through its best-matching leaf and keyed apart from that leaf in the pool
+    (``<chunk id>#summary``); the rerank node then decides whether a summary or a passage
+    serves the question better.
+    """
+    deps, cfg = env.deps(runtime.context), env.config
+    if deps.summary_search is None:
+        return {"notes": [{"node": "retrieve_summaries", "kind": "skipped", "detail": "no tree summaries"}]}
+    rnd = state.get("round", 0)
+    evidence: dict[str, EvidenceRecord] = {}
+    retrievals: list[RetrievalRecord] = []
+    for query in state.get("pending_queries", []):
+        recs: dict[str, EvidenceRecord] = {}
+        for ev in deps.summary_search.summaries(query, cfg.summaries):
+            recs.setdefault(f"{ev.chunk_id}#summary", {**evidence_to_record(ev), "round": rnd, "query": query})
+        retrievals.append(_retrieval(rnd, "summary", query, recs))
+        for key, rec in recs.items():
+            evidence.setdefault(key, rec)
+    return {"evidence": evidence, "retrievals": retrievals}
+
+
 def graph_retrieve(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
     """GRAG graph retrieval (k-hop ego-graphs, soft pruning) for relational questions."""
     deps, cfg = env.deps(runtime.context), env.config
@@ -162,7 +186,7 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
     deps, cfg = env.deps(runtime.context), env.config
     rnd = state.get("round", 0)
     pool = state.get("evidence", {})
-    new = [rec for rec in pool.values() if rec["round"] == rnd and not rec["facts"]]
+    new = [(key, rec) for key, rec in pool.items() if rec["round"] == rnd and not rec["facts"]]
     emit(runtime, "progress", "distill", f"evidence pool: {len(pool)} items ({len(new)} new)", pool_size=len(pool))
     if not new or cfg.distill == "none":
         return {}
@@ -176,7 +200,8 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
             if cfg.budget_spent(sum_usage(state.get("usage", {}), usage)):
                 notes.append({"node": "distill", "kind": "budget", "detail": "budget spent: top sentences used"})
                 break
-            batch = new[start : start + cfg.distill_batch]
+            batch = [rec for _, rec in new[start : start + cfg.distill_batch]]
+            keys = [key for key, _ in new[start : start + cfg.distill_batch]]
             messages = prompts.distill_messages(question, batch, cfg.snippet_chars, cfg.facts_per_item)
             outcome = call_json(
                 deps.llm,
@@ -188,14 +213,14 @@ def distill(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> di
             )
             usage = sum_usage(usage, outcome.usage)
             calls.append(outcome.call("distill"))
-            for i, rec in enumerate(batch, 1):
+            for i, key in enumerate(keys, 1):
                 got = (outcome.value or {}).get(i)
                 if got:
-                    facts[rec["chunk_id"]] = got[: cfg.facts_per_item]
+                    facts[key] = got[: cfg.facts_per_item]
             if (note := outcome.note("distill", "top sentences")) is not None:
                 notes.append(note)
-    for rec in new:
-        if rec["chunk_id"] not in facts:
-            facts[rec["chunk_id"]] = top_sentences(question, rec["text"], cfg.facts_per_item)
+    for key, rec in new:
+        if key not in facts:
+            facts[key] = top_sentences(question, rec["text"], cfg.facts_per_item)
     update = {cid: {**pool[cid], "facts": fs} for cid, fs in facts.items()}
     return {"evidence": update, "usage": usage, "notes": notes, "calls": calls}

@@ -20,7 +20,7 @@ from branchwise.agents.state import AgentState
 
 log = logging.getLogger(__name__)
 
-RetrievalNode = Literal["retrieve_tree", "retrieve_index", "graph_retrieve", "compress"]
+RetrievalNode = Literal["retrieve_tree", "retrieve_index", "retrieve_summaries", "graph_retrieve", "compress"]
 FeedbackNext = Literal["gap_query", "compress"]
 
 
@@ -47,6 +47,8 @@ def route_retrieval(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEn
             log.warning("retrieval=%r but no tree search is configured: using hybrid search", cfg.retrieval)
     if want != "tree" or not has_tree:
         routes.append("retrieve_index")
+    if cfg.summaries and deps.summary_search is not None:
+        routes.append("retrieve_summaries")
     use_graph = cfg.graph == "always" or (cfg.graph == "auto" and state.get("relational", False))
     if deps.graph_search is not None and use_graph:
         routes.append("graph_retrieve")

@@ -61,12 +61,15 @@ class EvidenceRecord(TypedDict):
 
 
 class RerankRecord(TypedDict):
-    """One pass of the rerank node: how many pool items it scored, with what, the best ones."""
+    """One pass of the rerank node: how many pool items it scored, with what, the best ones, and
+    which routes the items kept for the answer came from (the per-question routing decision:
+    passages from the tree or hybrid search, summaries, graph descriptions)."""
 
     round: int
     reranker: str
     scored: int
     top: list[tuple[str, float]]
+    kept_sources: NotRequired[dict[str, int]]
 
 
 class SupportRecord(TypedDict):
