@@ -34,12 +34,14 @@ MEASURED: dict[str, tuple[float, str]] = {
     "nav_slates_per_query": (18.9, "navigation at 100k leaves, default B=2, N=10 (reports/benchmarks.md, Query cost)"),
     "nav_prompt_tokens_per_query": (39135.0, "same table: prompt tokens per query of the listwise slate scorer"),
     "nav_calls_growth_100x": (1.12, "calls(100k)/calls(1k) (same table): slates grow with depth, capped by N iterations"),
-    "bytes_vectors_per_chunk": (2560.0, "Chroma folder of a built index / chunks (384-d float32 + HNSW + metadata) (runs of benchmarks/scale_out.py; --index re-measures)"),
-    "bytes_text_per_chunk": (900.0, "chunks.jsonl / chunks (same index)"),
-    "bytes_bm25_per_chunk": (450.0, "bm25/ folder / chunks (same index)"),
-    "bytes_graph_per_chunk": (3100.0, "graph/ (entities, relations, extraction journal) / chunks, spaCy extractor (same index)"),
-    "bytes_entity_vectors_per_chunk": (0.0, "entity profile vectors are in the Chroma folder above"),
-    "bytes_tree_per_node": (900.0, "tree.json / nodes (same index)"),
+    "entities_per_chunk": (9.29, "spaCy graph of 430 HotpotQA chunks: 3,994 entities after resolution (runs of benchmarks/scale_out.py; falls as entities are shared in larger corpora)"),
+    "relations_per_chunk": (11.3, "same graph: 4,870 relations"),
+    "names_embedded_per_chunk": (13.1, "entity names embedded for resolution: spaCy entities per chunk (reports/benchmarks.md, Graph extractors)"),
+    "chroma_bytes_per_vector": (5810.0, "Chroma folder / vectors stored (chunks + nodes + entity profiles; 384-d float32, HNSW, documents, metadata) of the same index; --index re-measures"),
+    "bytes_text_per_chunk": (759.0, "chunks.jsonl / chunks (same index)"),
+    "bytes_bm25_per_chunk": (680.0, "bm25/ / chunks (same index)"),
+    "bytes_graph_per_chunk": (12250.0, "graph/ (entities with their mentions, relations, extraction journal) / chunks (same index)"),
+    "bytes_tree_per_node": (163.0, "tree.json / nodes (same index)"),
     "chroma_query_ms_p50": (15.0, "k=10 query on the Chroma server, 1 client process (reports/benchmarks.md, Scale-out)"),
 }
 
@@ -85,16 +87,17 @@ def plan(n: int, shard: int, serving: Serving, max_children: int = 12) -> dict[s
     ext_completion = ext_calls * m("llm_extract_completion_tokens")
     ext_gpu_h = (ext_prompt / serving.prefill_tps + ext_completion / serving.decode_tps) / 3600
     spacy_core_h = n / m("spacy_chunks_per_s_per_core") / 3600
-    embed_texts = n + internal + n * 10  # chunks, node summaries, ~10 entity profiles per chunk (spaCy graph)
+    # chunks, node summaries, entity names (resolution) and entity profiles (lookup) of the spaCy graph
+    embed_texts = n * (1 + m("names_embedded_per_chunk") + m("entities_per_chunk")) + internal
     embed_gpu_h = embed_texts / serving.embed_tps / 3600
     embed_cpu_core_h = embed_texts / (m("embed_texts_per_s_2core") / 2) / 3600
     cluster_core_h = n * m("cluster_s_per_chunk") * math.log(per_shard) / math.log(1e6) / 3600
     # storage
-    per_chunk = (m("bytes_vectors_per_chunk") + m("bytes_text_per_chunk") + m("bytes_bm25_per_chunk")
-                 + m("bytes_graph_per_chunk"))
-    storage = n * per_chunk + internal * (m("bytes_tree_per_node") + m("bytes_vectors_per_chunk"))
-    pq_storage = n * (64 + m("bytes_text_per_chunk") + m("bytes_bm25_per_chunk") + m("bytes_graph_per_chunk")) \
-        + internal * (m("bytes_tree_per_node") + 64)
+    vectors = n * (1 + m("entities_per_chunk")) + internal
+    other = n * (m("bytes_text_per_chunk") + m("bytes_bm25_per_chunk") + m("bytes_graph_per_chunk")) \
+        + internal * m("bytes_tree_per_node")
+    storage = vectors * m("chroma_bytes_per_vector") + other
+    pq_storage = vectors * (64 + 8) + other  # 64-byte PQ code + id per vector; texts stay in the other files
     # per query: navigation slates grow with depth only through the iteration cap; the forest adds
     # routing slates (beam 2 over the router tree) and navigates the 2 best shards
     depth = len(shape) - 1
@@ -114,8 +117,9 @@ def plan(n: int, shard: int, serving: Serving, max_children: int = 12) -> dict[s
         "embedded texts": embed_texts, f"embedding GPU-h ({serving.gpu})": embed_gpu_h,
         "embedding CPU core-h": embed_cpu_core_h, "clustering core-h": cluster_core_h,
         "clustering peak GB per shard": m("tree_peak_gb_per_1m") * per_shard / 1e6,
-        "storage TB (float32 HNSW)": storage / 1e12, "storage TB (64-byte PQ codes)": pq_storage / 1e12,
-        "vectors in RAM TB (float32)": (n + internal) * 384 * 4 / 1e12,
+        "vectors (chunks, nodes, entities)": vectors,
+        "storage TB (as Chroma stores it)": storage / 1e12, "storage TB (64-byte PQ codes)": pq_storage / 1e12,
+        "float32 vectors in RAM TB": vectors * 384 * 4 / 1e12,
         "slates per query": slates, "prompt tokens per query": q_prompt,
         f"GPU-s per query ({serving.gpu})": q_gpu_s,
         f"queries/s per {serving.gpu} (navigation only)": 1 / q_gpu_s,
@@ -130,7 +134,11 @@ def measure_storage(index_dir: Path) -> dict[str, float]:
     manifest = json.loads((index_dir / "manifest.json").read_text())
     chunks = manifest["counts"]["chunks"]
     nodes = manifest["counts"].get("nodes", chunks)
-    return {"bytes_vectors_per_chunk": size(index_dir / "chroma") / chunks,
+    graph = json.loads((index_dir / "graph" / "meta.json").read_text())["counts"] if (index_dir / "graph").is_dir() else {}
+    vectors = chunks + (nodes - chunks) + graph.get("entities", 0)
+    return {"chroma_bytes_per_vector": size(index_dir / "chroma") / vectors,
+            "entities_per_chunk": graph.get("entities", 0) / chunks,
+            "relations_per_chunk": graph.get("relations", 0) / chunks,
             "bytes_text_per_chunk": size(index_dir / "chunks.jsonl") / chunks,
             "bytes_bm25_per_chunk": size(index_dir / "bm25") / chunks,
             "bytes_graph_per_chunk": size(index_dir / "graph") / chunks,
