@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -100,3 +102,24 @@ def field(rec: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
             fix="check that the file is in the documented format.",
         )
     return value
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_NAME = 80
+
+
+def safe_name(name: str, *, default: str = "file") -> str:
+    """A file or folder name that cannot leave its directory.
+
+    Only the last component of ``name`` is kept (``/`` and ``\\`` both count as separators),
+    it is NFKC-normalised, every character outside ``[A-Za-z0-9._-]`` becomes ``_``, leading
+    dots are dropped (no hidden files, no ``..``), and the length is capped (the suffix kept).
+    Used for uploads (chat app, server) and for files named after untrusted ids (eval traces).
+    """
+    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
+    base = _UNSAFE_NAME.sub("_", base.replace("\x00", "")).lstrip(".")
+    stem, dot, ext = base.rpartition(".")
+    if dot and len(base) > _MAX_NAME:
+        base = stem[: _MAX_NAME - len(ext) - 1] + "." + ext
+    base = base[:_MAX_NAME].strip("_") or default
+    return base if base not in (".", "..") else default

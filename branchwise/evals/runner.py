@@ -38,7 +38,7 @@ from branchwise.evals.systems import System, SystemContext, available_systems, b
 from branchwise.evals.workspace import prepare_index
 from branchwise.models.base import LLM, Embedder
 from branchwise.types import Usage
-from branchwise.files import atomic_write_json
+from branchwise.files import atomic_write_json, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,8 @@ def run_eval(
         todo = [q for q in data.questions if (system.name, q.id) not in done]
         if todo and not (config.dask_workers or config.cluster):
             parallel = config.parallel and available_systems()[system.name].needs_llm
-            _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1, config.progress)
+            _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1, config.progress,
+                        out / "traces")
 
     qids = {q.id for q in data.questions}
     records = [r for r in results.load() if r["system"] in system_names and r["qid"] in qids]
@@ -275,13 +276,17 @@ def _run_on_dask(systems: list[System], data: EvalDataset, index: Any, results: 
 
 def _run_system(
     system: System, questions: list[EvalQuestion], kind: str, index: Any, results: ResultsFile, workers: int,
-    progress: bool,
+    progress: bool, traces: Path | None = None,
 ) -> None:
-    """Run one system on ``questions``, appending each scored record as soon as it is done."""
+    """Run one system on ``questions``, appending each scored record as soon as it is done; an
+    answer's trace goes to ``traces/<system>/<qid>.json`` (for the per-question analysis)."""
 
     def one(q: EvalQuestion) -> None:
         output = system.run(q.prompt_text())
         record = score_output(q, output, kind, lambda c: index.chunks.get(c).doc_id, lambda c: index.chunks.get(c).text)
+        trace = getattr(output.answer, "trace", None) if output.answer is not None else None
+        if traces is not None and trace is not None and hasattr(trace, "save"):
+            trace.save(traces / safe_name(system.name) / f"{safe_name(q.id)}.json")
         results.append({"system": system.name, **record})
 
     with tqdm(total=len(questions), desc=system.name, unit="q", disable=not progress) as bar:

@@ -16,33 +16,18 @@ import logging
 import re
 import shutil
 import time
-import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from branchwise.files import safe_name
 from branchwise.errors import InputError
 from branchwise.files import atomic_write_text
 from branchwise.retrieval.ingest import IngestConfig
 
 log = logging.getLogger(__name__)
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_MAX_NAME = 80
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def safe_name(name: str, *, default: str = "file") -> str:
-    """A file name that cannot leave its folder: the last component of ``name`` (``/`` and
-    ``\\`` both separate), NFKC-normalised, other characters than ``[A-Za-z0-9._-]`` as ``_``,
-    no leading dots, at most 80 characters (the suffix kept)."""
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
-    base = _UNSAFE.sub("_", base.replace("\x00", "")).lstrip(".")
-    stem, dot, ext = base.rpartition(".")
-    if dot and len(base) > _MAX_NAME:
-        base = stem[: _MAX_NAME - len(ext) - 1] + "." + ext
-    base = base[:_MAX_NAME].strip("_") or default
-    return base if base not in (".", "..") else default
 
 
 def check_doc_id(doc_id: str) -> str:

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-import re
 import shutil
 import threading
 import time
-import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from branchwise.files import safe_name
 from branchwise.errors import IndexFormatError, InputError
 from branchwise.models.base import LLM, Embedder
 from branchwise.retrieval.ingest import IngestConfig
@@ -39,24 +38,6 @@ INDEXES_DIR = "indexes"
 MANIFEST = "manifest.json"
 #: agent assemblies kept (one per index and settings in use; each may hold a reranker model)
 MAX_ASSEMBLIES = 8
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_MAX_NAME = 80
-
-
-def safe_name(name: str, *, default: str = "file") -> str:
-    """A file or folder name that cannot leave its directory.
-
-    Only the last component of ``name`` is kept (``/`` and ``\\`` both count as separators),
-    it is NFKC-normalised, every character outside ``[A-Za-z0-9._-]`` becomes ``_``, leading
-    dots are dropped (no hidden files, no ``..``), and the length is capped.
-    """
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
-    base = _UNSAFE.sub("_", base.replace("\x00", "")).lstrip(".")
-    stem, dot, ext = base.rpartition(".")
-    if dot and len(base) > _MAX_NAME:
-        base = stem[: _MAX_NAME - len(ext) - 1] + "." + ext
-    base = base[:_MAX_NAME].strip("_") or default
-    return base if base not in (".", "..") else default
 
 
 def _inside(path: Path, root: Path) -> bool:
