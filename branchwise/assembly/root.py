@@ -56,15 +56,40 @@ def load_llm(settings: Settings, *, recorded: str | None = None, cache_dir: Path
 
     spec = settings.llm_spec(recorded)
     log.info("loading LLM %s", redact(spec))
-    return make_llm(spec, cache_dir=cache_dir)
+    return make_llm(spec, config=_llm_config(settings, spec), cache_dir=cache_dir)
+
+
+def _llm_config(settings: Settings, spec: str) -> Any:
+    """The backend config carrying ``settings.n_ctx`` / ``request_timeout_s`` (None: defaults)."""
+    from branchwise.models.registry import split_spec
+
+    scheme = split_spec(spec)[0]
+    if settings.n_ctx is not None:
+        if settings.n_ctx < 256:
+            raise InputError(f"n_ctx={settings.n_ctx} is too small.", fix="use at least 256 tokens (default 4096).")
+        if scheme in ("default", "llamacpp"):
+            from branchwise.models.llamacpp import LlamaCppConfig
+
+            return LlamaCppConfig(n_ctx=settings.n_ctx)
+        log.warning("n_ctx applies to llama.cpp models (default, llamacpp:); ignored for %s", scheme)
+    if settings.request_timeout_s is not None:
+        if scheme == "openai":
+            from branchwise.models.openai_http import OpenAIConfig
+
+            return OpenAIConfig(timeout_s=settings.request_timeout_s or OpenAIConfig().timeout_s)
+        log.warning("request_timeout_s applies to openai: endpoints; ignored for %s", scheme)
+    return None
 
 
 # -- indexes ------------------------------------------------------------------------------
-def open_index(path: str | Path, *, embedder: Embedder | None = None) -> "Index":
-    """Open an index directory (its embedder is recreated from the manifest when not given)."""
+def open_index(path: str | Path, *, embedder: Embedder | None = None, check: bool = True) -> "Index":
+    """Open an index directory (its embedder is recreated from the manifest when not given).
+
+    ``check=False`` opens an index that is unfinished or needs repair (``Index.open``): for
+    the updates, which repair it, and ``branchwise info``, which reports it."""
     from branchwise.retrieval.index import Index
 
-    return Index.open(path, embedder=embedder)
+    return Index.open(path, embedder=embedder, check=check, warn_unfinished=check)
 
 
 def index_config(settings: Settings) -> Any:
@@ -144,7 +169,8 @@ def add_documents(index: "Index", sources: Any, settings: Settings, *, llm: LLM 
     """Add (or replace changed) documents in a built index (see :mod:`branchwise.indexing.incremental`)."""
     from branchwise.indexing.incremental import add_documents as _add
 
-    return _add(index, sources, llm=llm or update_llm(index, settings, "add"), progress=progress)
+    return _add(index, sources, llm=llm or update_llm(index, settings, "add"), ingest=settings.index.chunk.ingest,
+                progress=progress)
 
 
 def delete_documents(index: "Index", doc_ids: list[str], settings: Settings, *, llm: LLM | None = None,

@@ -78,6 +78,10 @@ class Settings:
             endpoint stops answering fails with a ``BackendError`` naming the endpoint within
             about this long (plus ~1 s) instead of waiting on timeouts and retries. It bounds
             network backends (``openai:``); a local model is not interrupted mid-call.
+        n_ctx: context window of a llama.cpp LLM (``default``, ``llamacpp:``); None keeps
+            ``LlamaCppConfig.n_ctx`` (4096). CLI ``--n-ctx``.
+        request_timeout_s: longest one request to an ``openai:`` LLM may take; None keeps
+            ``OpenAIConfig.timeout_s`` (120 s). CLI ``--request-timeout``.
         agent: the agent's loop, budgets, routes and answer style.
         navigator: beam, iterations, α, calibration of the tree navigation.
         compression: how the evidence is compressed to the generator's budget.
@@ -92,6 +96,8 @@ class Settings:
     scorer: str = "embedding"
     graph_route: bool = True
     timeout_s: float | None = 600.0
+    n_ctx: int | None = None
+    request_timeout_s: float | None = None
     agent: "AgentConfig" = field(default_factory=_agent)
     navigator: "NavigatorConfig" = field(default_factory=_navigator)
     compression: "CompressionConfig" = field(default_factory=_compression)

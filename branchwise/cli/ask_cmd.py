@@ -12,6 +12,9 @@ from typing import Any
 from branchwise.cli.options import add_agent_options, add_model_options, settings_from_args
 
 DEMO_QUESTION = "Why does branchwise calibrate relevance scores across slates, and how is path relevance computed?"
+#: longest question accepted (as ``branchwise serve``'s ``max_question_chars``): ~1000 tokens,
+#: which leaves room for the evidence in the embedded model's 4096-token context
+MAX_QUESTION_CHARS = 4000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +44,7 @@ def _ask(index_dir: str | Path, question: str, args: argparse.Namespace, llm: An
     from branchwise.cli.render import render_answer
     from branchwise.retrieval.manifest import Manifest
 
+    check_question(question)
     Manifest.load(Path(index_dir))  # a wrong path fails here, before the models load
     settings = settings_from_args(args)
     index = open_index(index_dir)
@@ -59,6 +63,18 @@ def _ask(index_dir: str | Path, question: str, args: argparse.Namespace, llm: An
         print(render_answer(answer, index))
         print(f"(answered in {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def check_question(question: str) -> None:
+    """InputError for an empty or over-long question (before any model loads)."""
+    from branchwise.errors import InputError
+
+    if not question.strip():
+        raise InputError("the question is empty.", fix="pass a question, e.g. `branchwise ask DIR \"What is X?\"`.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}.",
+                         fix="ask a shorter question; put long material into the index instead "
+                             "(`branchwise add DIR FILE`) and ask about it.")
 
 
 def run_ask(args: argparse.Namespace) -> int:

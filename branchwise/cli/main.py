@@ -87,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BranchwiseError as e:
-        print(f"branchwise: error: {e}", file=sys.stderr)
+        from branchwise.cli.hints import for_cli
+
+        print(f"branchwise: error: {for_cli(' '.join(str(e).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("branchwise: interrupted (rerun the same command to resume)", file=sys.stderr)

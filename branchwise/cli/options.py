@@ -20,6 +20,36 @@ def add_model_options(p: argparse.ArgumentParser, *, llm: bool = True) -> None:
     g.add_argument("--embedder", metavar="SPEC",
                    help="embedder spec for new indexes: default | st:/path | openai-embed:http://host/v1#model "
                         "(env BRANCHWISE_EMBEDDER)")
+    if llm:
+        g.add_argument("--n-ctx", type=int, default=None, metavar="TOKENS",
+                       help="context window of a local llama.cpp model (default: 4096)")
+        g.add_argument("--request-timeout", type=_seconds, default=None, metavar="SECONDS",
+                       help="longest one request to an openai: endpoint may take (default: 120)")
+
+
+def add_ingest_options(p: argparse.ArgumentParser) -> None:
+    """How documents are read (``index``, ``add``): bad inputs, encodings, size limits."""
+    g = p.add_argument_group("reading documents")
+    g.add_argument("--on-error", choices=["raise", "skip"], default=None,
+                   help="an unreadable input (binary, not UTF-8, malformed JSONL line, too large, duplicate id): "
+                        "stop with an error (raise, the default) or leave it out and list it at the end (skip)")
+    g.add_argument("--encoding-errors", choices=["strict", "replace"], default=None,
+                   help="a text file that is not UTF-8: an error (strict, the default) or decoded with U+FFFD "
+                        "for the bad bytes (replace)")
+    g.add_argument("--max-file-mb", type=float, default=None, metavar="MB",
+                   help="largest file read, a JSONL record for .jsonl (default: 10; 0 for no limit)")
+
+
+def ingest_settings(settings: Any, args: argparse.Namespace) -> Any:
+    """``settings`` with the options of :func:`add_ingest_options` in ``settings.index.chunk.ingest``."""
+    import dataclasses
+
+    given = _given(args, on_error="on_error", encoding_errors="encoding_errors", max_file_mb="max_file_mb")
+    if not given:
+        return settings
+    chunk = settings.index.chunk
+    chunk = dataclasses.replace(chunk, ingest=dataclasses.replace(chunk.ingest, **given))
+    return settings.replace(index={"chunk": chunk})
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -51,7 +81,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
     settings = Settings.from_env(llm=getattr(args, "llm", None), embedder=getattr(args, "embedder", None),
                                  store=getattr(args, "store", None), scorer=getattr(args, "scorer", None),
-                                 timeout_s=getattr(args, "timeout", None))
+                                 timeout_s=getattr(args, "timeout", None), n_ctx=getattr(args, "n_ctx", None),
+                                 request_timeout_s=getattr(args, "request_timeout", None))
     agent = _given(args, rounds="max_rounds", retrieval="retrieval", budget="context_budget_tokens")
     navigator = _given(args, beam="beam", iterations="iterations")
     compression = _given(args, compression="mode", budget="budget_tokens")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from branchwise.cli.options import add_model_options, settings_from_args
+from branchwise.cli.options import add_ingest_options, add_model_options, ingest_settings, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("dir", help="index directory (from `branchwise index`)")
     a.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or .jsonl files to add")
     a.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_ingest_options(a)
     add_model_options(a)
     a.set_defaults(func=run_add)
 
@@ -45,9 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _open(args: argparse.Namespace):  # -> (Index, Settings)
     from branchwise.assembly.root import load_embedder, open_index
 
-    settings = settings_from_args(args)
+    settings = ingest_settings(settings_from_args(args), args)
     embedder = load_embedder(settings, args.embedder) if args.embedder else None
-    return open_index(args.dir, embedder=embedder), settings
+    return open_index(args.dir, embedder=embedder, check=False), settings  # an update repairs what it can
 
 
 def run_add(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,21 +111,35 @@ class BuildCheckpoint:
 
     # -- clustering results and vectors ---------------------------------------------------------
     def load_json(self, name: str) -> Any | None:
+        """A saved clustering result, or None when absent or unreadable (then recomputed)."""
         path = self.directory / f"{name}.json"
         if not path.exists():
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            log.warning("ignoring unreadable checkpoint file %s (%s); recomputing it", path, e)
+            return None
 
     def save_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.directory / f"{name}.json", obj)
 
     def load_vectors(self, name: str) -> tuple[list[str], np.ndarray] | None:
+        """Saved node vectors, or None when absent or unreadable (then recomputed). An array
+        that would need unpickling is refused by numpy (``allow_pickle=False``) and ignored."""
         path = self.directory / f"{name}.npz"
         if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as data:
-            ids = [str(i) for i in data["ids"]]
-            vectors = np.asarray(data["vectors"], dtype=np.float32)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                ids = [str(i) for i in data["ids"]]
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            log.warning("ignoring unreadable checkpoint file %s (%s); recomputing it", path, e)
+            return None
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            log.warning("ignoring malformed checkpoint file %s; recomputing it", path)
+            return None
         return ids, vectors
 
     def save_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray) -> None:

@@ -9,9 +9,15 @@ entities left without support dropped). The manifest counts are rewritten in one
 write at the end.
 
 Interruptions: an add stores the chunks before the tree is edited, a delete rewrites the
-tree and its summaries (the slow part) before anything is removed. Each update first
-reconciles the tree's leaves with the stored chunks, so rerunning the command (or any later
-update) repairs what an interrupted one left. One update of a directory runs at a time.
+tree and its summaries (the slow part) before anything is removed. Each update records
+itself in the manifest first (``update_in_progress``: the operation, its documents, sources
+and replaced chunks), and :meth:`Index.open` refuses to answer from an index whose update
+did not finish. Each update reconciles the tree's leaves with the stored chunks, and after
+an interrupted one also drops vectors of chunks that were never stored, rebuilds BM25 and
+extracts into the graph the chunks it never reached; a vector store whose ids and vectors
+disagree (a kill -9 during Chroma's own flush) is rebuilt from the index's files — so rerunning
+the command (or any later update) gives the index an uninterrupted update would have. One update of a directory runs
+at a time.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from branchwise.retrieval.tree import Tree
 from branchwise.types import Chunk
 
 if TYPE_CHECKING:
-    from branchwise.retrieval.ingest import IngestConfig
+    from branchwise.retrieval.ingest import IngestConfig, SkippedInput
     from branchwise.indexing.summarize import Summarizer
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ class UpdateReport:
     words (None without a graph); the manifest counts afterwards."""
 
     added: list[str] = field(default_factory=list)
+    skipped: list["SkippedInput"] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -77,6 +84,9 @@ class UpdateReport:
                  f"internal nodes, {self.summaries_refreshed} summaries refreshed ({self.llm_calls} LLM calls)"]
         if self.repaired:
             lines.append(f"repaired {self.repaired} tree leaves left out of step by an interrupted update")
+        if self.skipped:
+            lines.append(f"left out {len(self.skipped)} input(s): " + "; ".join(
+                f"{s.where}: {s.reason}" for s in self.skipped[:10]) + (" ..." if len(self.skipped) > 10 else ""))
         if self.graph is not None:
             lines.append(f"graph: {self.graph}")
         lines.append(f"counts: {self.counts}")
@@ -117,13 +127,15 @@ def add_documents(
             one is needed (see :func:`update_needs_llm`).
     """
     from branchwise.retrieval.chunking import ChunkingConfig, chunk_documents
-    from branchwise.retrieval.ingest import IngestConfig, load_documents
+    from branchwise.retrieval.ingest import IngestConfig
+    from branchwise.retrieval.ingest import ingest as read_sources
 
     _check_updatable(idx, llm, "add")
     paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not paths:
         raise InputError("no files to add.", fix="pass one or more files, folders or .jsonl files.")
-    docs = [d for p in paths for d in load_documents(p, ingest or IngestConfig())]
+    reports = [read_sources(p, ingest or IngestConfig()) for p in paths]
+    docs = [d for r in reports for d in r.documents]
     repeated = sorted(i for i, k in Counter(d.id for d in docs).items() if k > 1)
     if repeated:
         raise InputError(f"document id(s) given twice: {repeated[:5]}.",
@@ -131,7 +143,7 @@ def add_documents(
     known = {f.name for f in dataclasses.fields(ChunkingConfig)}
     chunking = ChunkingConfig(**{k: v for k, v in idx.manifest.chunking.items() if k in known})
     chunks = chunk_documents(docs, chunking, progress=progress)
-    report = UpdateReport()
+    report = UpdateReport(skipped=[sk for r in reports for sk in r.skipped])
     by_doc: dict[str, list[Chunk]] = {}
     for c in chunks:
         by_doc.setdefault(c.doc_id, []).append(c)
@@ -155,13 +167,17 @@ def add_documents(
         gone += [c.id for c in old if c.id not in new_ids]
     replaced_ids = [c.id for c in fresh if c.id in idx.chunks]  # same id, new text: re-placed in the tree
     with _update_lock(idx):
-        _mark_update(idx, "add", report.added + report.replaced)
+        pending = _resume_pending(idx)
+        replaced_ids = list(dict.fromkeys(replaced_ids + pending.get("replace", [])))
+        _mark_update(idx, "add", report.added + report.replaced, sources=[Path(p).absolute() for p in paths],
+                     replace=replaced_ids)
         report.chunks_removed = len(idx.remove_chunks(gone))
         report.chunks_added = len(idx.add_chunks(fresh, progress=progress))
         tree, node_vec = _edit_tree(idx, llm, report, drop=replaced_ids, keep=set(idx.chunks.ids()),
                                     expected={c.id for c in fresh}, progress=progress)
         idx.save_tree(tree, node_vec)
-        _update_graph(idx, llm, report, add=[idx.chunks.get(c.id) for c in fresh], drop=gone, progress=progress)
+        added = [idx.chunks.get(c.id) for c in fresh] + (_unextracted(idx, llm, fresh) if pending else [])
+        _update_graph(idx, llm, report, add=added, drop=gone, progress=progress)
         _finish_update(idx, report, "add")
     return report
 
@@ -181,6 +197,7 @@ def delete_documents(idx: Index, doc_ids: Iterable[str], *, llm: LLM | None = No
     chunk_ids = [c.id for d in doc_ids for c in idx.chunks.by_doc(d)]
     report = UpdateReport(deleted=doc_ids)
     with _update_lock(idx):
+        _resume_pending(idx)
         _mark_update(idx, "delete", doc_ids)
         # the tree and its summaries first: the slow part, which writes nothing
         tree, node_vec = _edit_tree(idx, llm, report, drop=chunk_ids, keep=set(idx.chunks.ids()) - set(chunk_ids),
@@ -204,6 +221,9 @@ def check_deletable(idx: Index, doc_ids: Iterable[str]) -> list[str]:
         raise InputError("no document ids to delete.", fix=f"pass ids; list them with `branchwise delete {idx.path} --list`.")
     indexed = idx.chunks.doc_ids()
     known = set(indexed)
+    pending = idx.manifest.extra.get("update_in_progress") or {}
+    if pending.get("op") == "delete":  # rerun of an interrupted delete: its ids may be gone already
+        known |= set(pending.get("documents", [])) & set(doc_ids)
     unknown = [d for d in doc_ids if d not in known]
     if unknown:
         hints = {u: difflib.get_close_matches(u, indexed, n=3) for u in unknown[:5]}
@@ -220,6 +240,11 @@ def check_deletable(idx: Index, doc_ids: Iterable[str]) -> list[str]:
 
 
 def _check_updatable(idx: Index, llm: LLM | None, op: Literal["add", "delete"]) -> None:
+    # what an interrupted update leaves (vectors, counts, leaves out of step) this one repairs
+    blocking = [p for p in idx.problems() if not p.repairable and idx.manifest.stage_done(p.stage)]
+    if blocking:
+        raise IndexFormatError(f"the index at {idx.path} needs repair before an update: "
+                               + "; ".join(p.message for p in blocking) + ".", fix=idx.repair_hint(blocking))
     missing = [s for s in ("chunks", "embeddings", "bm25", "tree") if not idx.manifest.stage_done(s)]
     if missing or idx.tree is None:
         raise IndexFormatError(f"the index at {idx.path} is not fully built (stages not done: {missing or ['tree']}).",
@@ -256,10 +281,54 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _mark_update(idx: Index, op: str, doc_ids: Sequence[str]) -> None:
-    pending = {"op": op, "documents": list(doc_ids[:20]), "n_documents": len(doc_ids),
-               "started": _now()}
+def _mark_update(idx: Index, op: str, doc_ids: Sequence[str], *, sources: Sequence[Path] = (),
+                 replace: Sequence[str] = ()) -> None:
+    """Record the update before anything changes: what a rerun needs to finish it."""
+    pending = {"op": op, "documents": list(doc_ids), "n_documents": len(doc_ids), "started": _now(),
+               "sources": [str(p) for p in sources], "replace": list(replace)}
     idx.update_manifest(extra={**idx.manifest.extra, "update_in_progress": pending})
+
+
+def _resume_pending(idx: Index) -> dict:
+    """After an interrupted update: drop vectors of chunks never stored and rebuild BM25 (the
+    tree and the graph are repaired by the update itself). Returns the interrupted update's
+    record ({} when the last update finished)."""
+    pending = dict(idx.manifest.extra.get("update_in_progress") or {})
+    problems = {p.stage for p in idx.problems() if p.repairable}
+    if pending:
+        log.warning("finishing an interrupted update of %s (%s started %s)", idx.path, pending.get("op"),
+                    pending.get("started"))
+    if pending or "embeddings" in problems:
+        from branchwise.retrieval.index import CHUNKS
+
+        stored = set(idx.chunks.ids())
+        orphans = [i for i in idx.store.ids(CHUNKS) if i not in stored]
+        if orphans:
+            idx.store.delete(CHUNKS, orphans)
+    if pending or "bm25" in problems:
+        idx.rebuild_bm25()
+    from branchwise.retrieval.consistency import vectors_unreadable
+
+    if why := vectors_unreadable(idx):  # e.g. a kill -9 while Chroma flushed its own files
+        log.warning("index %s: %s", idx.path, why)
+        from branchwise.indexing.chunk_stage import rebuild_vectors
+
+        rebuild_vectors(idx)
+    return pending
+
+
+def _unextracted(idx: Index, llm: LLM | None, fresh: Sequence[Chunk]) -> list[Chunk]:
+    """Chunks an interrupted update stored but never extracted into the graph."""
+    if not idx.manifest.stage_done("graph"):
+        return []
+    from branchwise.graph.build import CACHE_FILE, ExtractionCache, GraphBuilder, load_failures
+
+    builder = GraphBuilder.for_index(idx, llm)
+    if builder.extractor is None:
+        return []
+    done = ExtractionCache(idx.graph_dir / CACHE_FILE, builder.extractor.fingerprint).chunk_ids()
+    done |= {f.chunk_id for f in load_failures(idx.graph_dir)} | {c.id for c in fresh}
+    return [c for c in idx.chunks if c.id not in done]
 
 
 def _finish_update(idx: Index, report: UpdateReport, op: str) -> None:

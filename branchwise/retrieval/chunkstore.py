@@ -19,6 +19,10 @@ from branchwise.types import Chunk
 CHUNKS_FILE = "chunks.jsonl"
 
 
+class ChunksUnreadable(IndexFormatError):
+    """``chunks.jsonl`` has a line that is not a chunk record (an index build can remake it)."""
+
+
 class ChunkStore:
     """In-memory view of ``chunks.jsonl`` with atomic persistence.
 
@@ -38,16 +42,17 @@ class ChunkStore:
         store = cls(path)
         if not path.exists():
             return store
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
                 try:
                     chunk = Chunk.from_dict(json.loads(line))
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise IndexFormatError(
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                    raise ChunksUnreadable(
                         f"{path}:{lineno} is not a valid chunk record ({e}).",
-                        fix="rebuild the index: `branchwise index PATH --out DIR --overwrite`.",
+                        fix=f"rerun `branchwise index PATH --out {path.parent}` with the corpus it was built from: "
+                            "the chunks are remade from it (the damaged file is kept aside as chunks.jsonl.unreadable).",
                     ) from e
                 store._chunks[chunk.id] = chunk
         return store

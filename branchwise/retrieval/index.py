@@ -16,7 +16,7 @@ import logging
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -26,11 +26,15 @@ from branchwise.models.base import Embedder
 from branchwise.retrieval.bm25 import BM25_DIR, BM25Config, BM25Index
 from branchwise.retrieval.chunking import ChunkingConfig
 from branchwise.retrieval.chunkstore import CHUNKS_FILE, ChunkStore
-from branchwise.retrieval.manifest import MANIFEST_FILE, EmbedderInfo, Manifest, StageState, corpus_fingerprint
+from branchwise.retrieval.manifest import (MANIFEST_FILE, EmbedderInfo, Manifest, StageState, corpus_fingerprint,
+                                          no_index_error)
 from branchwise.retrieval.search import BM25Retriever, DenseRetriever, HybridConfig, HybridRetriever, Retriever
 from branchwise.retrieval.store import VectorStore, make_store
 from branchwise.retrieval.tree import Tree
 from branchwise.types import Chunk, ScoredChunk
+
+if TYPE_CHECKING:
+    from branchwise.retrieval.consistency import IndexProblem
 
 log = logging.getLogger(__name__)
 
@@ -116,19 +120,23 @@ class Index:
         return cls(path, manifest, embedder, vector_store)
 
     @classmethod
-    def open(cls, path: str | Path, embedder: Embedder | None = None, *, warn_unfinished: bool = True) -> "Index":
+    def open(cls, path: str | Path, embedder: Embedder | None = None, *, warn_unfinished: bool = True,
+             check: bool = True) -> "Index":
         """Open an existing index; ``embedder=None`` recreates the one named in the manifest.
 
-        ``warn_unfinished`` logs a warning when a build stage is not done (the resuming
-        build itself turns it off).
+        ``check`` (default) refuses an index that would answer wrongly: an interrupted build
+        or update, or a part missing or out of step with the others (see :meth:`problems`);
+        the error names the command that finishes or repairs it. The resuming build, the
+        updates (which repair) and ``branchwise info`` (which reports) open with
+        ``check=False``; ``warn_unfinished`` then logs the problems instead.
 
         Raises:
-            IndexFormatError: no index at ``path``, a corrupt manifest, or an embedder that
-                differs from the one the index was built with.
+            IndexFormatError: no index at ``path``, a corrupt manifest, an embedder that
+                differs from the one the index was built with, or (with ``check``) a problem.
         """
         path = Path(path)
         if not path.is_dir():
-            raise IndexFormatError(f"no index at {path}.", fix=f"build one with `branchwise index PATH --out {path}`.")
+            raise no_index_error(path)
         manifest = Manifest.load(path)
         info = manifest.embedder
         if embedder is None:
@@ -141,11 +149,31 @@ class Index:
 
             embedder = make_embedder(info.spec, cache_dir=path / "cache")
         check_embedder(manifest, embedder, path)
-        unfinished = [s for s, state in manifest.stages.items() if state != "done"]
-        if unfinished and warn_unfinished:
-            log.warning("index %s has unfinished build stages %s; re-run `branchwise index` to finish.",
-                        path, unfinished)
-        return cls(path, manifest, embedder, make_store(manifest.store, path, namespace=manifest.store_namespace))
+        index = cls(path, manifest, embedder, make_store(manifest.store, path, namespace=manifest.store_namespace))
+        if check or warn_unfinished:
+            problems = index.problems()
+            if problems and check:
+                raise IndexFormatError(
+                    f"the index at {path} cannot be used as it is: " + "; ".join(p.message for p in problems) + ".",
+                    fix=index.repair_hint(problems),
+                )
+            if problems:
+                log.warning("index %s: %s (%s)", path, "; ".join(p.message for p in problems),
+                            index.repair_hint(problems))
+        return index
+
+    # -- consistency (see branchwise.retrieval.consistency) ---------------------------------
+    def problems(self, *, deep: bool = False) -> list["IndexProblem"]:
+        """What would make this index answer wrongly (:func:`~branchwise.retrieval.consistency.find_problems`)."""
+        from branchwise.retrieval.consistency import find_problems
+
+        return find_problems(self, deep=deep)
+
+    def repair_hint(self, problems: Sequence["IndexProblem"]) -> str:
+        """The command that finishes or repairs this index, for ``problems``."""
+        from branchwise.retrieval.consistency import repair_hint
+
+        return repair_hint(self, problems)
 
     # -- manifest -------------------------------------------------------------------------------
     @property
@@ -224,7 +252,12 @@ class Index:
     def tree(self) -> Tree | None:
         """The semantic tree from ``tree.json`` (loaded on first access), or None if not built."""
         if self._tree is None and self.tree_path.exists():
-            self._tree = Tree.load(self.tree_path)
+            try:
+                self._tree = Tree.load(self.tree_path)
+            except IndexFormatError as e:
+                from branchwise.retrieval.consistency import IndexProblem
+
+                raise IndexFormatError(e.message, fix=self.repair_hint([IndexProblem("tree", e.message)])) from e
         return self._tree
 
     def save_tree(self, tree: Tree, node_embeddings: dict[str, np.ndarray]) -> None:
@@ -262,10 +295,16 @@ class Index:
     def bm25(self) -> BM25Index:
         """The BM25 index (loaded on first use)."""
         if self._bm25 is None:
+            from branchwise.retrieval.consistency import IndexProblem
+
             if not (self.path / BM25_DIR).exists():
                 raise IndexFormatError(f"the index at {self.path} has no BM25 index.",
-                                       fix=f"re-run `branchwise index PATH --out {self.path}` to finish the build.")
-            self._bm25 = BM25Index.load(self.path / BM25_DIR)
+                                       fix=self.repair_hint([IndexProblem("bm25", "no BM25 index")]))
+            try:
+                self._bm25 = BM25Index.load(self.path / BM25_DIR)
+            except (ValueError, OSError, KeyError) as e:  # e.g. an array numpy would have to unpickle
+                raise IndexFormatError(f"the BM25 index at {self.path / BM25_DIR} is unreadable ({e}).",
+                                       fix=self.repair_hint([IndexProblem("bm25", "unreadable")])) from e
         return self._bm25
 
     def rebuild_bm25(self, config: BM25Config | None = None) -> BM25Index:

@@ -145,10 +145,7 @@ class Manifest:
         index_dir = Path(index_dir)
         path = index_dir / MANIFEST_FILE
         if not path.is_file():
-            raise IndexFormatError(
-                f"no index at {index_dir} (no {MANIFEST_FILE}).",
-                fix=f"build one with `branchwise index PATH --out {index_dir}`.",
-            )
+            raise no_index_error(index_dir)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -159,3 +156,24 @@ class Manifest:
         if not isinstance(data, dict):
             raise IndexFormatError(f"{path} is not a JSON object.", fix="rebuild the index.")
         return cls.from_dict(data, source=str(path))
+
+
+def no_index_error(index_dir: Path) -> IndexFormatError:
+    """"No index here", with a fix that works: a folder that already holds files (documents,
+    most likely) cannot become an index, so the fix builds one beside it."""
+    index_dir = Path(index_dir)
+    if index_dir.is_dir() and any(p.name != "cache" for p in index_dir.iterdir()):
+        target = index_dir.with_name(index_dir.name + "-index") if index_dir.name else Path("index")
+        return IndexFormatError(
+            f"no index at {index_dir}: it has no {MANIFEST_FILE} (is it a folder of documents?).",
+            fix=f"build an index of it in a new folder: `branchwise index {_q(index_dir)} --out {_q(target)}`, "
+                f"then use {_q(target)} instead.",
+        )
+    return IndexFormatError(f"no index at {index_dir} (no {MANIFEST_FILE}).",
+                            fix=f"build one with `branchwise index PATH --out {_q(index_dir)}`.")
+
+
+def _q(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))

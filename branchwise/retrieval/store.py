@@ -120,10 +120,24 @@ class ChromaStore:
 
     @classmethod
     def persistent(cls, path: str | Path, config: ChromaConfig = ChromaConfig()) -> "ChromaStore":
-        """A Chroma database stored under ``path`` (created if missing)."""
+        """A Chroma database stored under ``path`` (created if missing).
+
+        Raises:
+            StoreUnreadable: the files there are not a Chroma database this chromadb reads
+                (corrupt, truncated, or written by an incompatible version).
+        """
         chromadb = _chroma_module()
         Path(path).mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path), settings=_chroma_settings()), "", config)
+        try:
+            client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+        except Exception as e:  # chromadb raises InternalError, sqlite3 errors, ValueError...
+            forget_client(str(path))
+            raise StoreUnreadable(
+                f"the vector store at {path} cannot be opened ({type(e).__name__}: {e}).",
+                fix="rerun `branchwise index` with the same corpus and --out: the vectors are rebuilt from "
+                    "chunks.jsonl (the unreadable store is kept aside as chroma.unreadable).",
+            ) from e
+        return cls(client, "", config)
 
     @classmethod
     def http(cls, host: str, port: int, *, ssl: bool = False, namespace: str = "",
@@ -214,7 +228,10 @@ class ChromaStore:
         """Vectors of ``ids`` in the order given; raises IndexFormatError if any is missing."""
         found: dict[str, np.ndarray] = {}
         for s in range(0, len(ids), self._batch):
-            res = self._run(collection, "get", ids=list(ids[s : s + self._batch]), include=["embeddings"])
+            try:
+                res = self._run(collection, "get", ids=list(ids[s : s + self._batch]), include=["embeddings"])
+            except Exception as ex:
+                raise _store_error(ex, f"reading vectors of {collection!r}") from ex
             found.update(zip(res["ids"], np.asarray(res["embeddings"], dtype=np.float32), strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
@@ -231,12 +248,22 @@ class ChromaStore:
             self._run(collection, "delete", ids=list(ids[s : s + self._batch]))
 
     def count(self, collection: str) -> int:
-        return int(self._run(collection, "count"))
+        try:
+            return int(self._run(collection, "count"))
+        except BranchwiseError:
+            raise
+        except Exception as ex:
+            raise _store_error(ex, f"count of {collection!r}") from ex
 
     def ids(self, collection: str) -> list[str]:
         out: list[str] = []
         while True:
-            page = self._run(collection, "get", limit=self._batch, offset=len(out), include=[])["ids"]
+            try:
+                page = self._run(collection, "get", limit=self._batch, offset=len(out), include=[])["ids"]
+            except BranchwiseError:
+                raise
+            except Exception as ex:
+                raise _store_error(ex, f"listing of {collection!r}") from ex
             out.extend(page)
             if len(page) < self._batch:
                 return out
@@ -251,8 +278,34 @@ class ChromaStore:
                 raise _store_error(ex, f"drop of {collection!r}") from ex
 
 
+class StoreUnreadable(IndexFormatError):
+    """A persistent Chroma directory that cannot be opened (an index build can rebuild it)."""
+
+
+def forget_client(path: str) -> None:
+    """Drop chromadb's cached system for ``path`` after a failed open: it caches the half-built
+    system per path, so without this every later client for that path fails too."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(path, None)
+    except (ImportError, AttributeError):  # pragma: no cover - another chromadb layout
+        pass
+
+
+class StoreInconsistent(IndexFormatError):
+    """A Chroma store whose id lists and vector segments disagree (seen after a kill -9 that
+    landed while Chroma was flushing its HNSW files): an index build or update rebuilds it."""
+
+
 def _store_error(ex: Exception, what: str) -> BranchwiseError:
     msg = str(ex)
+    if "Error finding id" in msg or "hnsw segment" in msg.lower():
+        return StoreInconsistent(
+            f"{what} failed: the vector store's ids and vectors are out of step ({msg}).",
+            fix="rebuild the vectors: rerun `branchwise index` with the same corpus and --out, or rerun the "
+                "`branchwise add` / `delete` that was interrupted (chunks.jsonl is intact; vectors are re-embedded).",
+        )
     if "dimension" in msg:
         return IndexFormatError(
             f"{what} failed: {msg}.",
