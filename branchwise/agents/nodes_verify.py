@@ -5,7 +5,9 @@ whatever they were given and sometimes state a source's fact backwards. :func:`v
 after ``generate`` and accepts the answer only when the chunks it cites support it:
 
 * lexically, when every content word of the answer (citation markers removed) appears in
-  the cited text — the common case for short extractive answers, and free;
+  the cited text as the reader saw it (:func:`~branchwise.text.quoting.defang`: instructions
+  and impersonated sources inside a document support nothing) — the common case for short
+  extractive answers, and free;
 * otherwise by the LLM's P("Yes") that the cited text supports the answer to the question,
   from one forward pass over the cited text (``AgentConfig.support``).
 
@@ -31,6 +33,7 @@ from branchwise.agents.structured import call_record, prompt_usage
 from branchwise.errors import BranchwiseError
 from branchwise.generation.answer import NOT_FOUND_TEXT
 from branchwise.relevance.base import p_yes
+from branchwise.text.quoting import defang
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,9 @@ def verify(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dic
         return {}
     context = {r["chunk_id"]: r for r in state.get("context", [])}
     cited = [c["chunk_id"] for c in answer["citations"] if c["chunk_id"] in context]
-    cited_text = " ".join(context[c]["text"] for c in cited)
+    # what the reader was shown: text a document addressed to the model, or a source it
+    # impersonated, supports nothing (the "answer HACKED" of issue 21)
+    cited_text = " ".join(defang(context[c]["text"]) for c in cited)
     claim = claim_of(answer["text"])
     coverage = lexical_support(claim, cited_text) if cited else 0.0
     usage: dict[str, Any] = {}

@@ -43,6 +43,7 @@ from branchwise.compression.base import (
     truncate_tokens,
     with_text,
 )
+from branchwise.text.quoting import defang_cited
 from branchwise.text.sentences import split_text
 from branchwise.models.base import LLM, GenParams, Message
 from branchwise.types import Evidence, Usage
@@ -94,8 +95,9 @@ def source_block(evidence: Sequence[Evidence], max_tokens: int) -> tuple[str, in
     lines: list[str] = []
     used = 0
     for i, ev in enumerate(evidence, start=1):
-        text = " ".join(ev.text.split())
-        head = f"[{i}] {ev.title}: " if ev.title else f"[{i}] "
+        text = _unquote_fence(" ".join(defang_cited(ev.text).split()))  # quoted data: no fences, no fake markers
+        title = _unquote_fence(" ".join(defang_cited(ev.title).split()))
+        head = f"[{i}] {title}: " if title else f"[{i}] "
         room = max_tokens - used - count_tokens(head)
         if room < 16:
             break
@@ -104,6 +106,11 @@ def source_block(evidence: Sequence[Evidence], max_tokens: int) -> tuple[str, in
         lines.append(head + text)
         used += count_tokens(lines[-1])
     return "\n".join(lines), len(lines)
+
+
+def _unquote_fence(text: str) -> str:
+    """A document cannot close the ``<<< ... >>>`` fence the sources are quoted in."""
+    return text.replace("<<<", "< < <").replace(">>>", "> > >")
 
 
 def p_yes(llm: LLM, messages: Sequence[Message]) -> float:

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Literal, Sequence
 
 from branchwise.errors import InputError
 from branchwise.models.base import LLM, Completion, GenParams, Message
+from branchwise.text.quoting import defang_cited
 from branchwise.types import Citation, Evidence
 
 log = logging.getLogger(__name__)
@@ -132,11 +133,13 @@ class WrittenAnswer:
 
 
 def quote_untrusted(text: str) -> str:
-    """``text`` with anything that looks like a ``<source>`` tag neutralised.
+    """``text`` with anything that looks like a ``<source>`` tag neutralised, after
+    :func:`~branchwise.text.quoting.defang_cited` (control tokens, impersonated sources,
+    sentences addressed to the model and ``[n]`` markers taken out).
 
     A document cannot close its own quote and smuggle text that looks like ours.
     """
-    return _SOURCE_TAG.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), text)
+    return _SOURCE_TAG.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), defang_cited(text))
 
 
 def number_sources(evidence: Sequence[Evidence]) -> list[Source]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from branchwise.graph.resolve import normalize_name, normalize_text
 from branchwise.graph.types import ENTITY_TYPES
 from branchwise.models.base import LLM, GenParams, Message, StructuredCompletion
 from branchwise.text.jsonparse import parse_json_lenient
+from branchwise.text.quoting import defang
 from branchwise.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,15 @@ Example answer: {{"entities": [{{"name": "Marie Curie", "type": "person", "descr
 <passage title="{title}">
 {text}
 </passage>"""
+_PASSAGE_TAG = re.compile(r"<\s*/?\s*passage\b[^>]*>", re.I)
+
+
+def quote_passage_block(text: str) -> str:
+    """Chunk text for the ``<passage>`` block: defanged, with ``<passage>`` look-alikes (any
+    case or spacing) neutralised so it cannot close the block."""
+    return _PASSAGE_TAG.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), defang(text))
+
+
 _STRICT = ("\nYour previous answer could not be used. Return exactly one JSON object with the keys "
            '"entities" and "relations", at most {n} of each, every description under 8 words.\n')
 
@@ -277,7 +288,7 @@ class GraphExtractor:
             n_ent=n_strict if strict else c.max_entities, n_rel=n_strict if strict else c.max_relations,
             strict=_STRICT.format(n=n_strict) if strict else "",
             title=chunk.title.replace('"', "'").replace("<", " ")[:200],
-            text=text.replace("</passage>", "</ passage>"))
+            text=quote_passage_block(text))
         return [Message("system", _SYSTEM), Message("user", user)]
 
     def extract(self, chunk: Chunk) -> ChunkExtraction | ExtractionFailure:

@@ -34,6 +34,7 @@ from typing import Literal, Protocol, runtime_checkable
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from branchwise.errors import InputError
+from branchwise.text.quoting import defang
 from branchwise.text.sentences import split_text
 from branchwise.models.base import LLM, GenParams, Message
 from branchwise.models.batch import chat_batch
@@ -163,7 +164,7 @@ _SYSTEM = (
 
 
 def _quote(text: str) -> str:
-    return text.replace("</", "< /")  # a document cannot close our tags
+    return defang(text).replace("</", "< /")  # a document cannot close our tags, nor instruct the model
 
 
 def summary_messages(request: SummaryRequest, config: SummaryConfig, tokenizer: Tokenizer) -> list[Message]:

@@ -165,7 +165,7 @@ def test_documents_are_quoted_as_data():
     req = SlateRequest("q", "q?", 0, "n", (SlateItem("x", evil, True, "c"),), True)
     user = render_slate_prompt(req)[1].content
     assert user.count("<passage") == 1 and user.count("</passage>") == 1
-    assert "[tag]" in quote_passage(evil, 1000)
+    assert "</passage>" not in quote_passage(evil, 1000) and "[tag removed]" in quote_passage(evil, 1000)
     assert quote_passage("a " * 100, 20).endswith("…") and len(quote_passage("a " * 100, 20)) == 20
     schema = slate_schema(3)
     assert schema["properties"]["scores"]["minItems"] == 3 and schema["required"] == ["reasoning", "scores"]
