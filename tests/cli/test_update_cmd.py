@@ -83,6 +83,7 @@ def build(tmp_path: Path, mode: str = "extractive", graph: str = "off") -> Path:
         chunk=IndexBuildConfig(embedder_spec="hashing-test", llm_spec="scripted-build" if mode == "llm" else None),
         tree=TreeConfig(max_children=M, summary=SummaryConfig(mode=mode, summary_tokens=32)),  # type: ignore[arg-type]
         graph=graph,  # type: ignore[arg-type]
+        graph_extractor="llm",  # these tests follow the LLM extractor's calls (the default is spaCy)
     )
     llm = ScriptedLLM(replies=fake_llm_reply) if mode == "llm" or graph == "on" else None
     build_index(write_corpus(tmp_path / "corpus"), out, embedder=HashingEmbedder(dim=64), llm=llm, config=config,
