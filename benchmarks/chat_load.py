@@ -51,6 +51,7 @@ class Outcome:
 
     session: int
     question: str
+    answered: str = ""  # the question the answer says it answers (cross-talk if not ``question``)
     ok: bool = False
     found: bool = False
     latency_s: float = 0.0
@@ -135,6 +136,7 @@ def ask(url: str, i: int, question: str, kwargs: dict[str, Any], barrier: thread
         final = job.result(timeout=timeout_s) if final is None else final
         out.latency_s = time.perf_counter() - t0
         raw = answer_json(final)
+        out.answered = str(raw.get("question", ""))
         out.ok = bool(raw.get("text"))
         out.found = bool(raw.get("found"))
         out.llm_calls = int((raw.get("usage") or {}).get("llm_calls", 0))
@@ -147,7 +149,11 @@ def ask(url: str, i: int, question: str, kwargs: dict[str, Any], barrier: thread
     return out
 
 
-def run(args: argparse.Namespace) -> Report:
+def run(args: argparse.Namespace, *, llm: Any = None, questions: list[str] | None = None,
+        embedder: Any = None) -> Report:
+    """Serve the app and ask ``args.sessions`` questions at once. ``llm`` / ``embedder`` (objects)
+    replace the ones ``args`` names (the test suite passes a scripted LLM); ``questions``
+    replaces :data:`QUESTIONS` (one per session, cycled)."""
     from branchwise.offline import apply_offline_defaults
 
     apply_offline_defaults()
@@ -159,9 +165,10 @@ def run(args: argparse.Namespace) -> Report:
     from branchwise.ui.sessions import ModelPool
     from branchwise.ui.settings import ChatSettings, ServerConfig
 
-    embedder = make_embedder("default")
+    embedder = embedder or make_embedder("default")
     index = Path(args.index) if args.index else build_demo_index(work / "demo-index", embedder)
-    llm = make_llm(args.llm)
+    llm = llm or make_llm(args.llm)
+    questions = questions or QUESTIONS
     config = ServerConfig(workdir=work, chat_concurrency=args.concurrency, queue_size=max(64, 2 * args.sessions))
     pool = ModelPool(llms={args.llm: llm}, embedders={"default": embedder}, allow_custom=False)
     app = make_app(index, workdir=work, pool=pool, config=config, defaults=ChatSettings(llm=args.llm))
@@ -170,13 +177,13 @@ def run(args: argparse.Namespace) -> Report:
     kwargs = {"rounds": args.rounds, "budget_tokens": args.budget, "iterations": args.iterations}
     try:
         log.info("warm-up question on %s", url)
-        warm = ask(url, -1, QUESTIONS[0], kwargs, threading.Barrier(1), args.timeout)
+        warm = ask(url, -1, questions[0], kwargs, threading.Barrier(1), args.timeout)
         log.info("warm-up: %.1f s (%s)", warm.latency_s, warm.error or "ok")
         barrier = threading.Barrier(args.sessions)
         outcomes: list[Outcome] = [Outcome(session=i, question="") for i in range(args.sessions)]
 
         def worker(i: int) -> None:
-            outcomes[i] = ask(url, i, QUESTIONS[i % len(QUESTIONS)], kwargs, barrier, args.timeout)
+            outcomes[i] = ask(url, i, questions[i % len(questions)], kwargs, barrier, args.timeout)
 
         threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.sessions)]
         t0 = time.perf_counter()
@@ -199,7 +206,7 @@ def run(args: argparse.Namespace) -> Report:
     )
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sessions", type=int, default=20, help="concurrent sessions (default: 20)")
     p.add_argument("--concurrency", type=int, default=4, help="questions the app answers at once (default: 4)")
@@ -211,7 +218,11 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=6, help="navigator iterations (default: 6)")
     p.add_argument("--timeout", type=float, default=900, help="seconds before a question counts as failed")
     p.add_argument("--out", default=None, help="write the report as JSON here")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "branchwise.agents", "branchwise.generation"):  # one line per request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -222,6 +233,8 @@ def main() -> None:
     print(f"first streamed update  p50 {report.first_update_p50_s:.2f} s   p95 {report.first_update_p95_s:.2f} s")
     print(f"wall {report.wall_s:.1f} s, throughput {report.throughput_qpm:.1f} questions/min, "
           f"LLM calls {report.llm_calls} (mean {statistics.fmean([o.llm_calls for o in report.outcomes]):.1f})")
+    crossed = [o for o in report.outcomes if o.ok and o.answered != o.question]
+    print(f"answers to another session's question (cross-talk): {len(crossed)} (target 0)")
     for o in report.outcomes:
         if o.error:
             print(f"  session {o.session}: {o.error}")

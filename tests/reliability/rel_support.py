@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 DOCS = {
-    "eiffel.md": "# Eiffel Tower\n\nThe Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in "
-    "1889 and is 330 metres tall.",
-    "nile.md": "# Nile\n\nThe Nile is a major river in northeastern Africa. It flows north into the Mediterranean "
-    "Sea and is about 6,650 km long.",
+    "eiffel.md": "# Eiffel Tower\n\nThe Eiffel Tower in Paris was completed in 1889. It is a wrought-iron lattice "
+    "tower, 330 metres tall.",
+    "nile.md": "# Nile\n\nThe Nile river is about 6,650 km long. It flows north through northeastern Africa into the "
+    "Mediterranean Sea.",
     "penicillin.md": "# Penicillin\n\nPenicillin was discovered by Alexander Fleming in 1928 at St Mary's Hospital "
     "in London.",
     "volcano.txt": "Mount Etna is an active stratovolcano on the east coast of Sicily, Italy. It is the highest "
