@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import DEMO_QUESTION
+from ui_doubles import DEMO_QUESTION
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import DEMO_QUESTION, StreamingScriptedLLM, grounded_reply
+from ui_doubles import DEMO_QUESTION, StreamingScriptedLLM, grounded_reply
 
 from branchwise import Settings
 from branchwise.errors import InputError

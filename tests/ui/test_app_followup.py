@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from conftest import DEMO_QUESTION, StreamingScriptedLLM, grounded_reply
+from ui_doubles import DEMO_QUESTION, StreamingScriptedLLM, grounded_reply
 
 from branchwise.models.base import Message
 from branchwise.ui.sessions import chat_history
