@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from branchwise.models.base import GenParams, Message
 from branchwise.testing import ScriptedLLM
