@@ -126,7 +126,8 @@ def test_quickstart_indexes_asks_and_cites(kernel_dir: Path, monkeypatch: pytest
     cited = re.findall(r"^\[(\d+)\] (\S+) \(", out, re.M)
     assert cited and all(cid in chunk_ids for _, cid in cited), out
     assert all(f"[{n}]" in answer.group(1) for n, _ in cited)
-    assert "path to " in out and "LLM calls: 1;" in out  # plan=False, one round: only the answer call
+    # plan=False, one round: the answer call, and the support check when the answer is not word for word in the source
+    assert "path to " in out and re.search(r"LLM calls: [12];", out), out
 
     from branchwise.agents.trace import AgentTrace
 
