@@ -35,10 +35,13 @@ def index(tmp_path: Path) -> bw.Index:
 
 
 def test_ask_answers_with_a_citation_of_the_right_chunk(index: bw.Index) -> None:
-    llm = ScriptedLLM(['{"sufficient": true, "score": 0.9, "missing": []}', "Clontarf, Dublin [1]."])
+    # the default cascade makes one LLM call: the answer (no sufficiency judge, no plan)
+    llm = ScriptedLLM(["Clontarf, Dublin [1]."])
     answer = bw.ask(index, "Where was Bram Stoker born?", llm=llm)
     assert isinstance(answer, bw.Answer)
+    assert answer.found and "Clontarf" in answer.text
     assert answer.citations and answer.citations[0].chunk_id.startswith("writers.md")
+    assert [c["node"] for c in answer.trace.calls] == ["generate"]
 
 
 def test_add_then_delete_documents_keeps_the_index_consistent(index: bw.Index, tmp_path: Path) -> None:

@@ -196,7 +196,7 @@ def quote_turn(text: str) -> str:
     """A conversation turn as quoted data: ``<conversation>`` look-alikes neutralised, citation
     markers dropped (they mean nothing without their sources), whitespace folded."""
     text = _CONVERSATION_TAG.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), text)
-    return " ".join(_CITATION_MARKER.sub("", quote_untrusted(text)).split())
+    return " ".join(quote_untrusted(_CITATION_MARKER.sub("", text)).split())
 
 
 def contextualize_messages(question: str, history: Sequence[ChatTurn]) -> list[Message]:

@@ -197,6 +197,7 @@ class Assembly:
         self.index = index
         self.settings = settings or Settings.from_env()
         self._llm = llm
+        self._reranker: tuple[Any] | None = None
 
     # models
     @property
@@ -226,12 +227,34 @@ class Assembly:
         return GraphRetriever(graph, self.index.embedder, self.index.store, chunks=self.index.chunks)
 
     @cached_property
+    def summary_search(self) -> Any:
+        """The tree's summaries as evidence (RAPTOR's collapsed tree), when the settings ask for
+        them (``agent.summaries``) and the index has a tree."""
+        if not self.settings.agent.summaries or self.index.tree is None:
+            return None
+        from branchwise.navigation.collapsed import CollapsedTree
+
+        return CollapsedTree.from_index(self.index)
+
+    @cached_property
     def encoder(self) -> Embedder:
         """The extractive compressor's dual encoder: ``compression.encoder`` or the index's embedder."""
         spec = self.settings.compression.encoder
         return load_embedder(self.settings, spec) if spec else self.index.embedder
 
     # per-LLM parts
+    def reranker(self, llm: LLM | None = None) -> Any:
+        """The reranker named by ``settings.reranker`` (None for ``none``); LLM-free ones are made once."""
+        from branchwise.relevance.factories import make_reranker
+        from branchwise.relevance.registry import RERANKERS
+
+        spec = self.settings.reranker
+        if "llm" in RERANKERS.get(spec.partition(":")[0]).needs:
+            return make_reranker(spec, llm=llm or self.llm, embedder=self.index.embedder)
+        if self._reranker is None:
+            self._reranker = (make_reranker(spec, embedder=self.index.embedder),)
+        return self._reranker[0]
+
     def scorer(self, llm: LLM | None = None) -> "Scorer":
         """The navigator's slate scorer named by ``settings.scorer``."""
         from branchwise.navigation.registry import SCORERS
@@ -239,8 +262,10 @@ class Assembly:
         entry = SCORERS.get(self.settings.scorer)
         if self.index.tree is None:
             raise InputError(f"the index at {self.index.path} has no tree.", fix="rebuild it with `branchwise index`.")
-        need_llm = "llm" in entry.needs
-        return entry.load()(self.index, llm=(llm or self.llm) if need_llm else llm)  # type: ignore[no-any-return]
+        kwargs: dict[str, Any] = {"llm": (llm or self.llm) if "llm" in entry.needs else llm}
+        if "reranker" in entry.needs:
+            kwargs["reranker"] = self.reranker(llm)
+        return entry.load()(self.index, **kwargs)  # type: ignore[no-any-return]
 
     def tree_search(self, llm: LLM | None = None) -> Any:
         """The agent's tree route (None when the index has no tree)."""
@@ -258,7 +283,7 @@ class Assembly:
         cfg = self.settings.compression
         needs = COMPRESSORS.get(cfg.mode).needs
         return make_compressor(cfg, llm=(llm or self.llm) if "llm" in needs else llm,
-                               embedder=self.encoder if "encoder" in needs else None)
+                               embedder=self.encoder if "encoder" in needs else None, reranker=self.reranker(llm))
 
     def provenance(self, llm: LLM | None = None) -> dict[str, Any]:
         """What produced a run, recorded in every trace (credentials redacted)."""
@@ -277,7 +302,8 @@ class Assembly:
 
         llm = llm or self.llm
         return AgentDeps(index=self.index, llm=llm, tree_search=self.tree_search(llm), graph_search=self.graph_search,
-                         compressor=self.compressor(llm), provenance=self.provenance(llm))
+                         compressor=self.compressor(llm), provenance=self.provenance(llm), reranker=self.reranker(llm),
+                         summary_search=self.summary_search)
 
     def agent(self, *, llm: LLM | None = None, checkpoint_path: str | Path | None = None) -> "Agent":
         """An :class:`~branchwise.agents.agent.Agent` over these parts."""

@@ -69,7 +69,9 @@ class Settings:
         embedder: embedder spec for *new* indexes (an opened index uses the embedder
             recorded in its manifest).
         store: vector store for new indexes: ``chroma`` or ``chroma+http://host:port``.
-        reranker: reranker spec (``none``, or see :mod:`branchwise.relevance.registry`).
+        reranker: reranker spec (see :mod:`branchwise.relevance.registry`): used by the
+            ``reranker`` navigator scorer, the agent's evidence ranking and the extractive
+            compressor's sentence selection.
         cache_dir: where the assembled embedded model and shared caches live.
         scorer: the navigator's slate scorer (a name in
             :data:`~branchwise.navigation.registry.SCORERS`).
@@ -105,8 +107,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         from branchwise.navigation.registry import SCORERS
+        from branchwise.relevance.registry import RERANKERS
 
-        SCORERS.get(self.scorer)  # an unknown name fails here, listing the registered ones
+        SCORERS.get(self.scorer)  # unknown names fail here, listing the registered ones
+        RERANKERS.get(self.reranker.partition(":")[0])
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":

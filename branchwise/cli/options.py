@@ -57,10 +57,13 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
     from branchwise.agents.config import retrieval_routes
     from branchwise.compression.registry import COMPRESSORS
     from branchwise.navigation.registry import SCORERS
+    from branchwise.relevance.registry import RERANKERS
 
     g = p.add_argument_group("agent (defaults: branchwise.Settings)")
     g.add_argument("--scorer", choices=SCORERS.names(), default=None,
                    help=f"tree-navigation scorer ({SCORERS.help()}; default: embedding)")
+    g.add_argument("--reranker", metavar="SPEC", default=None,
+                   help=f"reranker spec ({RERANKERS.help()}; env BRANCHWISE_RERANKER)")
     g.add_argument("--retrieval", choices=retrieval_routes(), default=None,
                    help="retrieval route (default: auto = the tree when the index has one)")
     g.add_argument("--rounds", type=int, default=None, help="max retrieval rounds")
@@ -81,7 +84,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
     settings = Settings.from_env(llm=getattr(args, "llm", None), embedder=getattr(args, "embedder", None),
                                  store=getattr(args, "store", None), scorer=getattr(args, "scorer", None),
-                                 timeout_s=getattr(args, "timeout", None), n_ctx=getattr(args, "n_ctx", None),
+                                 reranker=getattr(args, "reranker", None), timeout_s=getattr(args, "timeout", None),
+                                 n_ctx=getattr(args, "n_ctx", None),
                                  request_timeout_s=getattr(args, "request_timeout", None))
     agent = _given(args, rounds="max_rounds", retrieval="retrieval", budget="context_budget_tokens")
     navigator = _given(args, beam="beam", iterations="iterations")

@@ -140,7 +140,7 @@ def test_quickstart_indexes_asks_and_cites(kernel_dir: Path, monkeypatch: pytest
 def traced_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any) -> tuple[Path, Path, Any]:
     """The demo corpus indexed with the real embedder, and a two-round agent trace over it.
 
-    The agent runs with a scripted LLM: its plan has a triple the corpus does not cover and
+    The agent runs the LLM-judged RFM-RAG loop (``AgentConfig.rfm``) with a scripted LLM: its plan has a triple the corpus does not cover and
     its sufficiency judgement says "no" (P("Yes") = 0.2), so the gap query searches that
     triple in a second round and the trace has two rounds and two navigations.
     """
@@ -171,7 +171,7 @@ def traced_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any) -
         return plan if "decompose questions" in system else "{}"
 
     llm = ScriptedLLM(replies=reply, logprob_fn=lambda m, c: float(np.log(0.2 if c == "Yes" else 0.8)))
-    with build_agent(index, llm=llm, config=AgentConfig(max_rounds=2, max_subqueries=1),
+    with build_agent(index, llm=llm, config=AgentConfig.rfm(max_rounds=2, max_subqueries=1),
                      navigator=NavigatorConfig(beam=2, iterations=6), use_graph=False) as agent:
         answer = agent.ask("How does the navigator choose which nodes to expand?")
     trace_path = root / "trace.json"
