@@ -190,8 +190,8 @@ def main() -> None:
     apply_offline_defaults()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     res = Results(args.out)
-    reranker = make_reranker(args.reranker)
     embedder = make_embedder("default")
+    reranker = make_reranker(args.reranker, embedder=embedder)  # a residual model reuses this MiniLM
     parts = set(args.parts.split(","))
     if "sentences" in parts:
         part_sentences(res, reranker, args.reranker, embedder)

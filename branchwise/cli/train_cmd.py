@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from branchwise.errors import InputError
 
@@ -25,6 +26,21 @@ EVALUATION_FILES = ("dev_distractor_200.jsonl",)
 
 def default_training_data() -> Path:
     return Path(os.environ.get("BRANCHWISE_SHARED_DATA", "../shared/data")) / "hotpotqa" / "train_1468.jsonl"
+
+
+_NEGATIVE_FIELDS = ("same_paragraph", "hard", "random", "paragraph_hard", "paragraph_random")
+
+
+def _negatives(groups: Any) -> str:
+    return ",".join(str(getattr(groups, f)) for f in _NEGATIVE_FIELDS)
+
+
+def _parse_negatives(text: str, groups: Any) -> Any:
+    parts = text.split(",")
+    if len(parts) != len(_NEGATIVE_FIELDS) or not all(p.strip().isdigit() for p in parts):
+        raise InputError(f"--negatives {text!r} is not five counts.",
+                         fix="write S,H,R,PH,PR, e.g. --negatives 2,3,1,1,1.")
+    return dataclasses.replace(groups, **{f: int(p) for f, p in zip(_NEGATIVE_FIELDS, parts)})
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +60,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.learning_rate)
     p.add_argument("--loss", choices=("bce", "listwise", "both"), default=d.loss)
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this long (then validate)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many steps (the learning-rate schedule spans them), then validate")
+    p.add_argument("--prior-weight", type=float, default=d.prior_weight,
+                   help="residual mode: score = logit + W x the embedder's cosine, in training and serving (0: off)")
+    p.add_argument("--head-lr-mult", type=float, default=d.head_lr_multiplier,
+                   help="learning-rate multiplier of the new classification head")
+    p.add_argument("--negatives", metavar="S,H,R,PH,PR", default=None,
+                   help="negatives per group: same-paragraph, hard and random sentences, hard and random "
+                        f"paragraphs (default: {_negatives(d.groups)})")
     p.add_argument("--validation-fraction", type=float, default=d.validation_fraction)
     p.add_argument("--hop-fraction", type=float, default=d.groups.hop_fraction,
                    help="share of steps that also train the second-hop query")
@@ -85,9 +110,13 @@ def run_train_reranker(args: argparse.Namespace) -> int:
 
     examples, data = _examples(args)
     d = RerankerTrainConfig()
+    groups = dataclasses.replace(d.groups, hop_fraction=args.hop_fraction)
+    if args.negatives:
+        groups = _parse_negatives(args.negatives, groups)
     config = RerankerTrainConfig(epochs=args.epochs, learning_rate=args.lr, loss=args.loss, max_minutes=args.max_minutes,
-                                 validation_fraction=args.validation_fraction, seed=args.seed,
-                                 groups=dataclasses.replace(d.groups, hop_fraction=args.hop_fraction))
+                                 max_steps=args.max_steps, prior_weight=args.prior_weight,
+                                 head_lr_multiplier=args.head_lr_mult,
+                                 validation_fraction=args.validation_fraction, seed=args.seed, groups=groups)
     train, val = split_examples(examples, config.validation_fraction)
     settings = Settings.from_env(llm=args.llm)
     teacher = None

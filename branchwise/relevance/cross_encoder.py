@@ -8,23 +8,76 @@ facts by ``branchwise train-reranker`` (see ``branchwise/relevance/weights/defau
 The model loads lazily on the first call (thread-safe), runs on the GPU when one is present,
 and on CPU can use dynamic int8 quantisation of its linear layers. Scores are the sigmoid of
 the model's logit (one-label models), so they lie in [0, 1].
+
+**Residual models.** A model trained with ``train-reranker --prior-weight W`` learns a
+correction to the dual encoder: a pair scores ``sigmoid(logit + W * cosine)``, the cosine
+being the recorded embedder's (``prior.json`` beside the weights). Serving adds the same
+term; the bundled default is such a model over the bundled MiniLM embedder.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
 
 from branchwise.errors import InputError, MissingDependencyError
+from branchwise.files import atomic_write_json
+
+if TYPE_CHECKING:
+    from branchwise.models.base import Embedder
 
 log = logging.getLogger(__name__)
 
 #: the bundled default reranker (trained by ``branchwise train-reranker``; see its CARD.md)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
+
+#: beside a residual model's weights: ``{"embedder": name, "weight": W}``
+PRIOR_FILE = "prior.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """A residual model's dual-encoder term: ``weight * cosine`` by the embedder named ``embedder``."""
+
+    embedder: str
+    weight: float
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "Prior | None":
+        """The prior recorded in ``folder`` (None: a plain cross-encoder, or not a local folder)."""
+        path = Path(folder).expanduser() / PRIOR_FILE
+        if not path.is_file():
+            return None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls(str(raw["embedder"]), float(raw["weight"]))
+
+    def write(self, folder: str | Path) -> None:
+        atomic_write_json(Path(folder) / PRIOR_FILE, {"embedder": self.embedder, "weight": self.weight})
+
+
+def prior_cosines(embedder: "Embedder", query: str, passages: Sequence[str]) -> np.ndarray:
+    """The dual encoder's cosine of each passage to ``query`` (vectors are L2-normalised)."""
+    return np.asarray(embedder.embed(list(passages)) @ embedder.embed_query(query), dtype=np.float32)
+
+
+def prior_embedder(prior: Prior, given: "Embedder | None") -> "Embedder":
+    """The embedder a residual model was trained with: ``given`` when it is that model, the
+    bundled MiniLM when that was it, else a clear error."""
+    if given is not None and given.name == prior.embedder:
+        return given
+    from branchwise.models.embedders import DEFAULT_EMBEDDER_NAME, default_embedder
+
+    if prior.embedder == DEFAULT_EMBEDDER_NAME:
+        return default_embedder()
+    raise InputError(f"this reranker adds the cosine of the embedder {prior.embedder!r}, which is not loaded.",
+                     fix=f"open the reranker with that embedder (an index built with --embedder {prior.embedder}).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +112,26 @@ class CrossEncoderReranker:
             transformers folder), or a hub id found in the local Hugging Face cache.
         config: see :class:`CrossEncoderConfig`.
         name: the name recorded in traces (default: ``cross-encoder:<model>``).
+        embedder: for a residual model (:class:`Prior`), the embedder of its cosine term when
+            it is the one the model was trained with (else that one is loaded).
     """
 
-    def __init__(self, model: str | Path, config: CrossEncoderConfig = CrossEncoderConfig(), name: str = "") -> None:
+    def __init__(self, model: str | Path, config: CrossEncoderConfig = CrossEncoderConfig(), name: str = "",
+                 embedder: "Embedder | None" = None) -> None:
         self.model_ref = str(model)
         self.config = config
         self.name = name or f"cross-encoder:{self.model_ref}"
+        self.prior = Prior.read(model) if Path(model).expanduser().is_dir() else None
+        self._given_embedder = embedder
+        self._embedder: "Embedder | None" = None
         self._loaded: tuple[Any, Any, str] | None = None
         self._lock = threading.Lock()
 
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
             self._loaded = load_cross_encoder(self.model_ref, self.config)
+            if self.prior is not None:
+                self._embedder = prior_embedder(self.prior, self._given_embedder)
         return self._loaded
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
@@ -85,6 +146,7 @@ class CrossEncoderReranker:
             old = torch.get_num_threads()
             if self.config.threads:
                 torch.set_num_threads(self.config.threads)
+            cos = prior_cosines(self._embedder, query, passages) if self._embedder is not None else None
             try:
                 with torch.inference_mode():
                     for start in range(0, len(order), self.config.batch_size):
@@ -92,7 +154,13 @@ class CrossEncoderReranker:
                         enc = tokenizer([query] * len(idx), [passages[i] for i in idx], truncation="only_second",
                                         max_length=self.config.max_length, padding=True, return_tensors="pt").to(device)
                         logits = model(**enc).logits.float()
-                        probs = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, -1)[:, 1]
+                        if logits.shape[1] == 1:
+                            z = logits[:, 0]
+                            if cos is not None and self.prior is not None:
+                                z = z + self.prior.weight * torch.from_numpy(cos[idx])
+                            probs = torch.sigmoid(z)
+                        else:
+                            probs = torch.softmax(logits, -1)[:, 1]
                         for i, p in zip(idx, probs.tolist()):
                             out[i] = float(p)
             finally:
@@ -135,10 +203,11 @@ def load_cross_encoder(model: str, config: CrossEncoderConfig = CrossEncoderConf
     return net, tokenizer, device
 
 
-def default_reranker(config: CrossEncoderConfig = CrossEncoderConfig()) -> CrossEncoderReranker:
+def default_reranker(config: CrossEncoderConfig = CrossEncoderConfig(),
+                     embedder: "Embedder | None" = None) -> CrossEncoderReranker:
     """The bundled default reranker (a clear error if this install lacks its weights)."""
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
         raise InputError(f"the bundled default reranker is missing from {DEFAULT_MODEL_DIR}.",
                          fix="reinstall branchwise, or train one with `branchwise train-reranker --out DIR` "
                              "and pass --reranker cross-encoder:DIR.")
-    return CrossEncoderReranker(DEFAULT_MODEL_DIR, config, name="default")
+    return CrossEncoderReranker(DEFAULT_MODEL_DIR, config, name="default", embedder=embedder)

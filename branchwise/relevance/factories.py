@@ -28,18 +28,18 @@ def no_reranker(arg: str, **_: Any) -> None:
     return None
 
 
-def default_reranker(arg: str, **_: Any) -> Reranker:
+def default_reranker(arg: str, *, embedder: Embedder | None = None, **_: Any) -> Reranker:
     from branchwise.relevance.cross_encoder import default_reranker as bundled
 
-    return bundled()
+    return bundled(embedder=embedder)
 
 
-def cross_encoder_reranker(arg: str, **_: Any) -> Reranker:
+def cross_encoder_reranker(arg: str, *, embedder: Embedder | None = None, **_: Any) -> Reranker:
     from branchwise.relevance.cross_encoder import CrossEncoderReranker
 
     if not arg:
         raise InputError("cross-encoder: needs a model.", fix="write cross-encoder:/path/to/folder or cross-encoder:org/name.")
-    return CrossEncoderReranker(arg)
+    return CrossEncoderReranker(arg, embedder=embedder)
 
 
 def yesno_reranker(arg: str, *, llm: LLM, **_: Any) -> Reranker:

@@ -42,6 +42,7 @@ from branchwise.errors import InputError
 from branchwise.files import atomic_write_json, atomic_write_text
 from branchwise.models.base import Embedder
 from branchwise.relevance.base import Reranker
+from branchwise.relevance.cross_encoder import Prior, prior_cosines
 from branchwise.training.mining import QAExample
 from branchwise.training.reranker_data import Group, GroupConfig, QuestionRows, groups_for, mine, question_rows
 
@@ -66,6 +67,13 @@ class RerankerTrainConfig:
         validation_fraction: share of the training file held out (by sha1 of the id).
         budget_tokens: the compression budget of the validation metric.
         teacher_weight: with a teacher, labels become ``(1 - w) * gold + w * teacher score``.
+        prior_weight: residual mode (> 0): a pair scores ``logit + prior_weight * cosine``
+            (the dual encoder's), in training and in serving (``prior.json`` is written beside
+            the weights), so the model learns a correction to the dual encoder instead of
+            relevance from scratch — the recipe that worked with few CPU steps (docs/relevance.md).
+        head_lr_multiplier: the new one-unit head learns this many times faster than the body.
+        max_steps: stop after this many optimisation steps (then validate); the learning-rate
+            schedule spans them (None: ``epochs`` full passes).
         max_minutes: stop training after this long (then validate and keep the best).
         seed: the seed of the sampling and of the head's initialisation.
         bf16: autocast to bfloat16 on CPU (None: when the CPU supports AVX512-BF16).
@@ -85,6 +93,9 @@ class RerankerTrainConfig:
     validation_fraction: float = 0.2
     budget_tokens: int = 160
     teacher_weight: float = 0.5
+    prior_weight: float = 0.0
+    head_lr_multiplier: float = 1.0
+    max_steps: int | None = None
     max_minutes: float | None = None
     seed: int = 13
     bf16: bool | None = None
@@ -94,6 +105,9 @@ class RerankerTrainConfig:
         if self.epochs < 1 or self.questions_per_step < 1 or not 0.0 < self.validation_fraction < 1.0:
             raise InputError("epochs and questions_per_step must be >= 1 and validation_fraction in (0, 1).",
                              fix="e.g. epochs=2, questions_per_step=2, validation_fraction=0.2.")
+        if self.prior_weight < 0 or self.head_lr_multiplier <= 0:
+            raise InputError("prior_weight must be >= 0 and head_lr_multiplier > 0.",
+                             fix="e.g. prior_weight=20 (residual) or 0 (plain), head_lr_multiplier=10.")
         if self.loss not in ("bce", "listwise", "both"):
             raise InputError(f"unknown loss {self.loss!r}.", fix="use bce, listwise or both.")
 
@@ -118,20 +132,26 @@ class ModelReranker:
 
     name = "training"
 
-    def __init__(self, model: Any, tokenizer: Any, max_length: int, bf16: bool, batch_size: int = 64) -> None:
+    def __init__(self, model: Any, tokenizer: Any, max_length: int, bf16: bool, batch_size: int = 64,
+                 prior: tuple[Embedder, float] | None = None) -> None:
         self.model, self.tokenizer, self.max_length, self.bf16, self.batch_size = model, tokenizer, max_length, bf16, batch_size
+        self.prior = prior
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         import torch
 
         out = [0.0] * len(passages)
         order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+        cos = prior_cosines(self.prior[0], query, passages) * self.prior[1] if self.prior else None
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
                 enc = self.tokenizer([query] * len(idx), [passages[i] for i in idx], truncation="only_second",
                                      max_length=self.max_length, padding=True, return_tensors="pt")
-                probs = torch.sigmoid(self.model(**enc).logits.float()[:, 0]).tolist()
+                z = self.model(**enc).logits.float()[:, 0]
+                if cos is not None:
+                    z = z + torch.from_numpy(cos[idx])
+                probs = torch.sigmoid(z).tolist()
                 for i, p in zip(idx, probs):
                     out[i] = float(p)
         return out
@@ -153,7 +173,8 @@ def _group_loss(logits: Any, labels: Sequence[float], kind: Loss) -> Any:
     return sum(losses) if losses else logits.sum() * 0.0
 
 
-def _forward(model: Any, tokenizer: Any, groups: Sequence[Group], max_length: int, loss: Loss, bf16: bool) -> Any:
+def _forward(model: Any, tokenizer: Any, groups: Sequence[Group], max_length: int, loss: Loss, bf16: bool,
+             prior: tuple[Embedder, float] | None = None) -> Any:
     import torch
 
     queries, passages = [], []
@@ -165,6 +186,9 @@ def _forward(model: Any, tokenizer: Any, groups: Sequence[Group], max_length: in
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(**enc).logits.view(-1)
     logits = logits.float()
+    if prior is not None:  # residual mode: the dual encoder's cosine is part of every score
+        cos = np.concatenate([prior_cosines(prior[0], g.query, g.passages) for g in groups])
+        logits = logits + prior[1] * torch.from_numpy(cos)
     out, start = [], 0
     for g in groups:
         out.append(_group_loss(logits[start : start + len(g.passages)], g.labels, loss))
@@ -263,8 +287,14 @@ def train_reranker(
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, local_files_only=True)
     steps_per_epoch = math.ceil(len(train_rows) / config.questions_per_step)
     total = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
     warm = int(config.warmup * total)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    prior = (embedder, config.prior_weight) if config.prior_weight > 0 else None
+    head = [p for n, p in model.named_parameters() if n.startswith("classifier")]
+    body = [p for n, p in model.named_parameters() if not n.startswith("classifier")]
+    opt = torch.optim.AdamW([{"params": body}, {"params": head, "lr": config.learning_rate * config.head_lr_multiplier}],
+                            lr=config.learning_rate, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     history: list[dict[str, float]] = []
@@ -287,9 +317,10 @@ def train_reranker(
                     groups = [_soften(g, teacher, config.teacher_weight) for g in groups]
                 short = [g for g in groups if g.kind != "paragraph"]
                 long_ = [g for g in groups if g.kind == "paragraph"]
-                loss = _forward(model, tokenizer, short, config.max_length_sentence, config.loss, bf16) if short else 0.0
+                loss = (_forward(model, tokenizer, short, config.max_length_sentence, config.loss, bf16, prior)
+                        if short else 0.0)
                 if long_:
-                    loss = loss + _forward(model, tokenizer, long_, config.max_length_paragraph, config.loss, bf16)
+                    loss = loss + _forward(model, tokenizer, long_, config.max_length_paragraph, config.loss, bf16, prior)
                 loss.backward()  # type: ignore[union-attr]
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
@@ -298,13 +329,16 @@ def train_reranker(
                 steps += 1
                 pairs += sum(len(g.passages) for g in groups)
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")  # type: ignore[union-attr]
+                if config.max_steps and steps >= config.max_steps:
+                    stop = True
+                    break
                 if config.max_minutes is not None and (train_seconds + time.perf_counter() - t0) / 60 > config.max_minutes:
                     log.info("time limit of %.0f min reached at step %d", config.max_minutes, steps)
                     stop = True
                     break
             train_seconds += time.perf_counter() - t0
             model.eval()
-            scorer = ModelReranker(model, tokenizer, config.max_length_paragraph, bf16)
+            scorer = ModelReranker(model, tokenizer, config.max_length_paragraph, bf16, prior=prior)
             metrics = validate(scorer, val_rows, embedder, config.budget_tokens)
             history.append({"epoch": epoch + 1, "train_minutes": round(train_seconds / 60, 2), **metrics})
             log.info("epoch %d validation: %s", epoch + 1, metrics)
@@ -323,11 +357,13 @@ def train_reranker(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    if prior is not None:
+        Prior(embedder.name, config.prior_weight).write(out_dir)
     best = next(h for h in history if h["epoch"] == best_epoch)
     report = RerankerTrainReport(out_dir, len(train_rows), len(val_rows), steps, pairs, round(train_seconds / 60, 2),
                                  best_epoch, history, {k: v for k, v in best.items() if k not in ("epoch",)})
     write_card(report, config, data_file=data_file, base_model=base, bf16=bf16, teacher=teacher,
-               total_minutes=(time.perf_counter() - t_start) / 60)
+               total_minutes=(time.perf_counter() - t_start) / 60, config_embedder=embedder.name)
     return report
 
 
@@ -338,7 +374,7 @@ def _soften(group: Group, teacher: Reranker, weight: float) -> Group:
 
 
 def write_card(report: RerankerTrainReport, config: RerankerTrainConfig, *, data_file: Path | None, base_model: str,
-               bf16: bool, teacher: Reranker | None, total_minutes: float) -> None:
+               bf16: bool, teacher: Reranker | None, total_minutes: float, config_embedder: str = "") -> None:
     """``card.json`` and ``CARD.md`` beside the weights: data, command settings, steps, metrics, sha256."""
     out = report.out_dir
     weights = {p.name: _sha256(p) for p in sorted(out.glob("*.safetensors"))}
@@ -350,6 +386,7 @@ def write_card(report: RerankerTrainReport, config: RerankerTrainConfig, *, data
                  "split": f"sha1(id) -> validation share {config.validation_fraction}"},
         "config": _jsonable(dataclasses.asdict(config)), "bf16_autocast": bf16,
         "teacher": getattr(teacher, "name", None),
+        "prior": ({"embedder": config_embedder, "weight": config.prior_weight} if config.prior_weight > 0 else None),
         "steps": report.steps, "pairs": report.pairs, "train_minutes": report.train_minutes,
         "total_minutes": round(total_minutes, 2), "best_epoch": report.best_epoch, "history": report.history,
         "validation": report.metrics, "weights_sha256": weights,
@@ -370,6 +407,8 @@ A cross-encoder (query and passage read together, one logit; score = sigmoid) fi
   ({'bf16 autocast, ' if bf16 else ''}{config.loss} loss, lr {config.learning_rate}, {config.epochs} epoch(s) at most);
   best epoch {report.best_epoch} by validation (all gold kept + both gold in top 3).
 - **Teacher:** {card['teacher'] or 'none'}.
+- **Score:** {f"sigmoid(logit + {config.prior_weight} x cosine of `{config_embedder}`) — a residual model "
+              "(the cosine term is added in serving too; `prior.json`)" if config.prior_weight > 0 else "sigmoid(logit)"}.
 
 | epoch | train min | all gold kept @{config.budget_tokens} | fact recall @{config.budget_tokens} | both gold in top 3 | paragraph MRR |
 |---:|---:|---:|---:|---:|---:|

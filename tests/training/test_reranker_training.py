@@ -79,6 +79,44 @@ def test_a_short_real_training_run_writes_a_loadable_model_with_its_card(example
     assert len(scores) == len(val[0].evidence) and all(0.0 <= s <= 1.0 for s in scores)
 
 
+def test_residual_mode_trains_and_serves_logit_plus_weighted_cosine(examples: list, tmp_path: Path,
+                                                                   real_embedder) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from branchwise.relevance.cross_encoder import Prior
+
+    cfg = RerankerTrainConfig(epochs=2, max_steps=3, prior_weight=20.0, head_lr_multiplier=10.0, loss="listwise",
+                              groups=GroupConfig(same_paragraph=1, hard=1, random=1, paragraph_hard=1,
+                                                 paragraph_random=0))
+    report = train_reranker(examples[:10], examples[10:13], tmp_path / "r", cfg, embedder=real_embedder,
+                            progress=False)
+    assert report.steps == 3 and len(report.history) == 1  # max_steps stops inside the first epoch
+    assert Prior.read(tmp_path / "r") == Prior(real_embedder.name, 20.0)
+    assert json.loads((tmp_path / "r" / "card.json").read_text())["prior"]["weight"] == 20.0
+    # served: sigmoid(logit + 20 * cosine), the cosine by the recorded embedder (the one passed in)
+    ce = make_reranker(f"cross-encoder:{tmp_path / 'r'}", embedder=real_embedder)
+    q, passages = examples[12].question, [p.text for p in examples[12].evidence[:4]]
+    scores = np.asarray(ce.score(q, passages))  # type: ignore[union-attr]
+    tok = AutoTokenizer.from_pretrained(tmp_path / "r")
+    net = AutoModelForSequenceClassification.from_pretrained(tmp_path / "r").float().eval()
+    with torch.inference_mode():
+        enc = tok([q] * 4, passages, truncation="only_second", max_length=256, padding=True, return_tensors="pt")
+        logits = net(**enc).logits[:, 0].numpy()
+    cos = real_embedder.embed(passages) @ real_embedder.embed_query(q)
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-(logits + 20.0 * cos))), atol=1e-4)
+
+
+def test_a_residual_model_needs_its_own_embedder(tmp_path: Path) -> None:
+    from branchwise.errors import InputError
+    from branchwise.relevance.cross_encoder import Prior, prior_embedder
+
+    prior = Prior("someone/else-embedder", 5.0)
+    with pytest.raises(InputError, match="else-embedder"):
+        prior_embedder(prior, HashingEmbedder())
+    assert prior_embedder(Prior(HashingEmbedder().name, 5.0), emb := HashingEmbedder()) is emb
+
+
 def test_distillation_softens_labels_with_the_teachers_scores(examples: list, tmp_path: Path) -> None:
     class Teacher:
         name = "fixed-teacher"
