@@ -40,14 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _ask(index_dir: str | Path, question: str, args: argparse.Namespace, llm: Any = None) -> int:
     import dataclasses
 
-    from branchwise.assembly.root import build_agent, open_index
+    from branchwise.assembly.root import build_agent, load_embedder, open_index
     from branchwise.cli.render import render_answer
     from branchwise.retrieval.manifest import Manifest
 
     check_question(question)
     Manifest.load(Path(index_dir))  # a wrong path fails here, before the models load
     settings = settings_from_args(args)
-    index = open_index(index_dir)
+    # --embedder: the index's own embedder given again (e.g. with the credentials its recorded
+    # spec was stripped of); without it, the spec recorded in the manifest
+    given = getattr(args, "embedder", None)
+    index = open_index(index_dir, embedder=load_embedder(settings, given) if given else None)
     t0 = time.perf_counter()
     with build_agent(index, settings, llm=llm) as agent:
         answer = agent.ask(question)

@@ -19,7 +19,9 @@ def add_model_options(p: argparse.ArgumentParser, *, llm: bool = True) -> None:
                             "(env BRANCHWISE_LLM; default: the index's own, else the embedded model)")
     g.add_argument("--embedder", metavar="SPEC",
                    help="embedder spec for new indexes: default | st:/path | openai-embed:http://host/v1#model "
-                        "(env BRANCHWISE_EMBEDDER)")
+                        "(env BRANCHWISE_EMBEDDER); for an existing index (ask, add, delete), its own embedder "
+                        "given again, e.g. with the credentials its recorded spec was stripped of (default: the "
+                        "recorded spec)")
     if llm:
         g.add_argument("--n-ctx", type=int, default=None, metavar="TOKENS",
                        help="context window of a local llama.cpp model (default: 4096)")

@@ -171,6 +171,10 @@ class OpenAITransport:
         self._httpx = httpx
         url = httpx.URL(base_url.rstrip("/"))
         username, password = url.username, url.password
+        # a spec read back from a manifest or trace, whose credentials were masked on the way in
+        self.masked_credentials = username == "***" or "=***" in url.query.decode("ascii", "replace")
+        if self.masked_credentials:
+            username = password = ""
         auth = httpx.BasicAuth(username, password) if (username or password) else None
         url = url.copy_with(username=None, password=None)
         self.base_url = redact(str(url))
@@ -299,6 +303,16 @@ class OpenAITransport:
         return parse(data) if parse is not None else data
 
     def _attempt(self, path: str, body: dict[str, Any], parse: Parse | None) -> Any:
+        if self.masked_credentials:  # sending "***" as a password would only earn a puzzling 401
+            raise HTTPBackendError(
+                f"POST {self.base_url}{path}: this endpoint's credentials were masked when its spec was recorded "
+                "(branchwise never writes passwords or keys to manifests, traces or logs), so there are none "
+                "to send.",
+                status=None, retryable=False, kind="masked_credentials",
+                fix="give the spec again with its credentials: --llm 'openai:http://USER:PASSWORD@host/v1#model' "
+                "or --embedder 'openai-embed:http://USER:PASSWORD@host/v1#model' (llm= / embedder= in "
+                "Settings), or put a key in BRANCHWISE_OPENAI_API_KEY and leave the URL without credentials.",
+            )
         deadline = current_deadline()
         wait = self.config.queue_timeout_s
         if deadline is not None:

@@ -148,7 +148,9 @@ class Index:
             from branchwise.models.factory import make_embedder
 
             embedder = make_embedder(info.spec, cache_dir=path / "cache")
-        check_embedder(manifest, embedder, path)
+            check_embedder(manifest, embedder, path, recorded=True)
+        else:
+            check_embedder(manifest, embedder, path)
         index = cls(path, manifest, embedder, make_store(manifest.store, path, namespace=manifest.store_namespace))
         if check or warn_unfinished:
             problems = index.problems()
@@ -389,17 +391,27 @@ class Index:
         return f"Index({str(self.path)!r}, chunks={len(self.chunks)}, embedder={self.embedder.name!r})"
 
 
-def check_embedder(manifest: Manifest, embedder: Embedder, path: Path) -> None:
-    """Raise IndexFormatError unless ``embedder`` is the one the index was built with."""
+def check_embedder(manifest: Manifest, embedder: Embedder, path: Path, *, recorded: bool = False) -> None:
+    """Raise IndexFormatError unless ``embedder`` is the one the index was built with.
+
+    ``recorded``: ``embedder`` was made from the spec in the manifest, so the model behind
+    that spec has changed since the build (passing the same spec again cannot help).
+    """
     info = manifest.embedder
     if embedder.name == info.name and int(embedder.dim) == info.dim:
         return
+    rebuild = f"rebuild it with yours: `branchwise index PATH --out {path} --overwrite`"
+    if recorded:
+        raise IndexFormatError(
+            f"the index at {path} was built with embedder {info.name!r} (dim {info.dim}), but its recorded "
+            f"spec {info.spec!r} now loads {embedder.name!r} (dim {embedder.dim}).",
+            fix=f"{rebuild}, or give the embedder it was built with (--embedder SPEC).",
+        )
     how = f"--embedder {info.spec}" if info.spec else f"an embedder named {info.name!r}"
     raise IndexFormatError(
         f"the index at {path} was built with embedder {info.name!r} (dim {info.dim}), "
         f"not {embedder.name!r} (dim {embedder.dim}).",
-        fix=f"open it with {how} (or Index.open(path) to use the recorded one), "
-        f"or rebuild it with yours: `branchwise index PATH --out {path} --overwrite`.",
+        fix=f"use the embedder it was built with ({how}), or {rebuild}.",
     )
 
 

@@ -21,6 +21,15 @@ PYTHON_SPELLINGS = {
     "pass overwrite=True (`--overwrite`) to replace it": "`--overwrite`",
     "pass llm=... (--llm SPEC).": "pass --llm SPEC",
     "`--timeout SECONDS` (CLI) or Settings(timeout_s=...) (Python) if slow": "`--timeout SECONDS`",
+    # the library's own fix texts, as they stand in branchwise/ (errors the CLI can meet)
+    "open it with Index.open, pass overwrite=True (--overwrite), or choose another --out.": "pass --overwrite",
+    "pass that embedder object: Index.open(path, embedder=...).": "--embedder SPEC",
+    "or --embedder 'openai-embed:http://USER:PASSWORD@host/v1#model' (llm= / embedder= in Settings), or":
+        "--embedder 'openai-embed:",
+    "pass llm=..., or use scorer='embedding'.": "--scorer embedding",
+    "set Settings(reranker=...) (e.g. 'default' or 'cross-encoder:/path'), or use scorer='embedding'.":
+        "--reranker SPEC",
+    "pass llm=..., or use mode='extractive'.": "--compression extractive",
 }
 
 

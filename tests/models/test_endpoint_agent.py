@@ -215,3 +215,51 @@ def test_credentials_echoed_by_a_server_are_masked_in_errors(server: Any, secret
         assert "HTTP 401" in message and "invalid credentials: " in message and "***" in message
         assert_clean(message, "the error")
         assert base64.b64encode(f"alice:{SECRET}".encode()).decode() not in message
+
+
+def test_a_recorded_llm_spec_with_masked_credentials_fails_clearly_until_given_again(
+    corpus: Path, server: Any, secrets_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The manifest keeps ``openai:http://***@…``: reused as it is, "***" would go out as the
+    password (a puzzling 401, or worse). It fails at once, naming the option that gives it back."""
+    srv = server()
+    out = tmp_path / "index"
+    assert main(["index", str(corpus), "--out", str(out), "--summaries", "llm", "--max-children", "3",
+                 "--llm", spec(srv), "--no-progress"]) == 0
+    sent = len(srv.requests)
+    capsys.readouterr()
+    code = main(["ask", str(out), QUESTION])  # the LLM is the one recorded in the manifest
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "credentials were masked" in err and "--llm 'openai:http://USER:PASSWORD@host/v1#model'" in err
+    assert "Settings" not in err and "llm=" not in err  # worded for the command line
+    assert len(srv.requests) == sent  # nothing was sent with "***" as a password
+    assert_clean(err, "stderr")
+    assert main(["ask", str(out), QUESTION, "--llm", spec(srv)]) == 0, capsys.readouterr().err
+
+
+def test_a_recorded_embedder_spec_with_masked_credentials_is_given_again_with_embedder(
+    built: Path, server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from branchwise.models.factory import make_embedder
+
+    srv = server()
+    masked = f"openai-embed:http://***@127.0.0.1:{srv.port}/v1#e"
+    with pytest.raises(BackendError) as ei:
+        make_embedder(masked)
+    assert not ei.value.retryable and "credentials were masked" in str(ei.value) and srv.requests == []
+    # an index as an openai-embed: build with a password leaves it: ask --embedder gives the embedder again
+    idx = tmp_path / "index"
+    shutil.copytree(built, idx)
+    manifest = json.loads((idx / "manifest.json").read_text())
+    manifest["embedder"]["spec"] = masked.replace("#e", "#" + manifest["embedder"]["name"])
+    (idx / "manifest.json").write_text(json.dumps(manifest))
+    llm = f"openai:{srv.url}#m"
+    capsys.readouterr()
+    assert main(["ask", str(idx), QUESTION, "--llm", llm]) == 2
+    err = capsys.readouterr().err
+    assert "credentials were masked" in err and "--embedder 'openai-embed:" in err, err
+    assert main(["ask", str(idx), QUESTION, "--llm", llm, "--embedder", "default"]) == 0, capsys.readouterr().err
+    assert srv.requests and all(r.path.endswith("/chat/completions") for r in srv.requests)

@@ -47,6 +47,8 @@ def test_damaged_index_is_refused_reported_and_repaired(cli, built_index, tmp_pa
     assert info.code in (1, 2) and symptom in (info.out + info.err)
     if info.code == 1:
         assert "PROBLEMS" in info.out and "tree: not built" not in info.out
+    if damage.startswith("tree"):  # issue 21: info said the tree stage was done and "tree: not built"
+        assert info.code == 1 and "tree: BROKEN" in info.out
 
     run = cli("index", corpus, "--out", idx, *FAST)  # the repair the errors name
     assert run.code == 0, run.err
