@@ -37,6 +37,15 @@ AGENT_VARIANTS: dict[str, tuple[dict[str, Any], str, bool]] = {
     "agent_nocompress": ({"compression": {"mode": "none"}}, "the agent without compression (truncation)", True),
     "agent_hybrid": ({"agent": {"retrieval": "hybrid"}}, "the agent on hybrid retrieval (no tree)", False),
     "agent_graph": ({"agent": {"graph": "always"}}, "the agent with the graph route always on", True),
+    # ablations of the cascade (issue "agent answers better"): one part changed at a time
+    "agent_norerank": ({"reranker": "none"}, "the agent without a reranker (the routes' own scores)", True),
+    "agent_onehop": ({"agent": {"max_rounds": 1}}, "the agent without the second hop", True),
+    "agent_keep3": ({"agent": {"keep": 3}}, "the agent reading its 3 best passages (no compression when they fit)",
+                    True),
+    "agent_256": ({"agent": {"context_budget_tokens": 256}}, "the agent compressed to 256 tokens", True),
+    "agent_summaries": ({"agent": {"summaries": 4}}, "the agent with the tree's summaries as candidates", True),
+    "agent_rfm": ({"agent": {"plan": True, "feedback": "logprob", "gap_query": "template", "support": "none"}},
+                  "the LLM-judged RFM-RAG loop (plan, P(Yes) sufficiency, LLM gap queries)", True),
 }
 
 

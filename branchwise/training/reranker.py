@@ -280,7 +280,7 @@ def train_reranker(
     t_start = time.perf_counter()
     train_rows = [question_rows(e) for e in train]
     val_rows = [question_rows(e) for e in validation]
-    mine(train_rows, embedder, pool_negatives=max(config.groups.pool, 1) * 2, progress=progress)
+    mine(train_rows, embedder, pool_negatives=config.groups.pool * 2, progress=progress)  # 0: no pool mining
     train_rows = [r for r in train_rows if r.sentence_gold.sum()]
     base = _base_model(config)
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)

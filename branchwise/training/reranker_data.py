@@ -121,16 +121,24 @@ def mine(rows: Sequence[QuestionRows], embedder: Embedder, *, pool_negatives: in
     pool_vecs = np.asarray(embedder.embed(pool), dtype=np.float32)
     index = {p: k for k, p in enumerate(pool)}
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(pool, stopwords="en", show_progress=False), show_progress=False)
+    if pool_negatives:
+        retriever.index(bm25s.tokenize(pool, stopwords="en", show_progress=False), show_progress=False)
     depth = min(len(pool), pool_negatives + 12)
-    bm25_ids, _ = retriever.retrieve(bm25s.tokenize(questions, stopwords="en", show_progress=False), k=depth,
-                                     show_progress=False)
+    bm25_ids = (retriever.retrieve(bm25s.tokenize(questions, stopwords="en", show_progress=False), k=depth,
+                                   show_progress=False)[0] if pool_negatives else None)
+    # every sentence in one call: large, length-sorted batches (per-question calls are several times slower)
+    all_sentences = [s for r in rows for s in r.sentences]
+    all_vecs = np.asarray(embedder.embed(all_sentences), dtype=np.float32) if all_sentences else np.zeros((0, 1))
+    start = 0
     for k, r in enumerate(tqdm(rows, desc="mining negatives", unit="q", disable=not progress)):
-        sent_vecs = np.asarray(embedder.embed(r.sentences), dtype=np.float32) if r.sentences else np.zeros((0, 1))
+        sent_vecs = all_vecs[start : start + len(r.sentences)]
+        start += len(r.sentences)
         r.sentence_cos = sent_vecs @ q_vecs[k] if len(r.sentences) else np.zeros(0)
         r.paragraph_cos = pool_vecs[[index[p] for p in r.paragraphs]] @ q_vecs[k]
+        if not pool_negatives:
+            continue
         dense = [pool[i] for i in np.argsort(-(pool_vecs @ q_vecs[k]))[:depth]]
-        lexical = [pool[i] for i in bm25_ids[k]]
+        lexical = [pool[i] for i in bm25_ids[k]]  # type: ignore[index]
         half = pool_negatives // 2
         picked = [p for p in lexical if p not in own[k]][:half]
         picked += [p for p in dense if p not in own[k] and p not in picked][: pool_negatives - len(picked)]
