@@ -117,6 +117,34 @@ def test_a_distributed_build_resumes_per_partition(corpus: Path, client: Any, tm
     assert (tmp_path / "idx" / "tree.json").read_text() == tree  # the finished tree stage was kept
 
 
+def test_the_cli_cluster_option_builds_on_a_running_scheduler(corpus: Path, client: Any, tmp_path: Path) -> None:
+    """`branchwise index PATH --out DIR --cluster tcp://HOST:PORT`: the option reaches the build, whose
+    tasks run on that scheduler's workers; the cluster is left running and the tree is the in-process one."""
+    from distributed import get_task_stream
+
+    from branchwise.cli.index_cmd import index_settings_from_args
+    from branchwise.cli.main import build_parser
+
+    address = client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    parse = build_parser().parse_args
+    common = ["index", str(corpus), "--out", str(tmp_path / "dist"), "--summaries", "extractive",
+              "--max-children", "4", "--graph", "off"]
+    assert index_settings_from_args(parse([*common, "--workers", "2"])).index.workers == 2
+    settings = index_settings_from_args(parse([*common, "--workers", "2", "--cluster", address]))
+    assert settings.index.cluster == address and settings.index.distributed  # --cluster overrides --workers
+    emb = HashingEmbedder(dim=64)
+    single = build_index(corpus, tmp_path / "single", settings.replace(index={"workers": 0, "cluster": None}),
+                         embedder=emb, progress=False)
+    with get_task_stream(client) as tasks:
+        dist = build_index(corpus, tmp_path / "dist", settings, embedder=emb, progress=False)
+    ran = {t["key"].split("-", 1)[0] for t in tasks.data}
+    assert {"_embed_task", "_cluster_task", "_summarize_task"} <= ran, ran
+    assert (tmp_path / "single" / "tree.json").read_text() == (tmp_path / "dist" / "tree.json").read_text()
+    assert dist.chunks.ids() == single.chunks.ids() and len(dist.chunks) >= 60
+    assert len(client.scheduler_info()["workers"]) == 2  # a cluster given by address is not shut down
+
+
 def test_partitioned_clustering_on_workers_equals_the_recursion(client: Any) -> None:
     from branchwise.indexing.cluster import ClusterConfig, balanced_groups, n_groups
     from branchwise.indexing.distributed import DaskEngine
@@ -174,3 +202,46 @@ def test_llm_summaries_run_on_the_workers_with_the_same_tree_and_usage(corpus: P
     calls = single.manifest.extra["tree"]["llm_calls"]
     assert calls > 0 and dist.manifest.extra["tree"]["llm_calls"] == calls  # worker usage is counted
     assert not dist.manifest.stage_done("graph")
+
+
+def _extraction_reply(messages: Any) -> str:
+    """A deterministic 'LLM extraction': the passage's capitalised words as entities, the first two related."""
+    import re
+
+    from branchwise.testing import json_reply
+
+    m = re.search(r'<passage title="[^"]*">\n(.*?)\n</passage>', messages[-1].content, re.S)
+    names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]{3,}\b", m.group(1) if m else "")))[:3]
+    ents = [{"name": n, "type": "other", "description": f"{n} in the passage"} for n in names]
+    rels = [{"subject": names[0], "predicate": "related to", "object": names[1]}] if len(names) > 1 else []
+    return json_reply({"entities": ents, "relations": rels})
+
+
+def test_llm_graph_extraction_runs_on_the_workers_with_the_same_graph(corpus: Path, client: Any,
+                                                                      tmp_path: Path) -> None:
+    """The LLM extractor (the high-quality option) on Dask: one chunk per task, on the workers; the
+    resolved graph equals the in-process one and the workers' LLM calls are counted."""
+    from distributed import get_task_stream
+
+    from branchwise.testing import ScriptedLLM
+
+    settings = _settings(graph="on", graph_extractor="llm")
+    emb = HashingEmbedder(dim=64)
+    single = build_index(corpus, tmp_path / "single", settings, embedder=emb,
+                         llm=ScriptedLLM(replies=_extraction_reply), progress=False)
+    with get_task_stream(client) as tasks:
+        dist = build_index(corpus, tmp_path / "dist", settings.replace(index={"cluster": client.scheduler.address}),
+                           embedder=emb, llm=ScriptedLLM(replies=_extraction_reply), progress=False)
+    extract_tasks = [t for t in tasks.data if t["key"].startswith("_extract_named_task")]
+    assert len(extract_tasks) == len(dist.chunks)  # one chunk per task with an LLM extractor
+    assert len({t["worker"] for t in extract_tasks}) == 2  # spread over both workers
+    assert dist.manifest.extra["graph"]["extractor"] == "llm"
+    assert _graph_records(single) == _graph_records(dist) and _graph_records(dist)[1]
+    assert f"{len(dist.chunks)} extracted, 0 cached" in dist.manifest.extra["graph"]["report"]
+    # the same LLM calls and tokens, counted on the workers
+    def no_time(report: str) -> str:
+        return report.rsplit(",", 1)[0]  # drop the trailing "N s/chunk"
+
+    assert no_time(dist.manifest.extra["graph"]["report"]) == no_time(single.manifest.extra["graph"]["report"])
+    assert f"{len(dist.chunks)} LLM calls" in dist.manifest.extra["graph"]["report"]
+    assert (tmp_path / "single" / "tree.json").read_text() == (tmp_path / "dist" / "tree.json").read_text()
