@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
                    help="map questions over a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--tree-summaries", choices=("llm", "extractive"), default="llm",
                    help="how to summarise the tree when a system needs one (llm: one call per node)")
+    p.add_argument("--block", type=int, default=0, metavar="N",
+                   help="run every system on N questions before the next N (a stopped run then has paired "
+                        "results so far; 0: each system runs all questions in turn)")
     p.add_argument("--reference", default=None, help="system the paired tests compare against")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--list-systems", action="store_true", help="list the available systems and exit")
@@ -102,7 +105,7 @@ def _eval(args: argparse.Namespace) -> int:
                         answer_style=args.answer_style, workers=args.workers,
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
                         tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed,
-                        dask_workers=args.dask_workers, cluster=args.cluster, settings=settings)
+                        dask_workers=args.dask_workers, cluster=args.cluster, block=args.block, settings=settings)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     # No shared query-embedding cache: each system pays for its own query embeddings, so
     # latencies are comparable whatever order the systems run in.

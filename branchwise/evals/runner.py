@@ -76,6 +76,8 @@ class EvalConfig:
         cluster: address of a running Dask scheduler to map questions over (overrides
             ``dask_workers``).
         dask_batch: questions per Dask task.
+        block: run every system on this many questions before the next block (a stopped run
+            then holds paired results); 0: each system runs all questions in turn.
         settings: the :class:`branchwise.Settings` the branchwise systems (navigator, agent
             and its variants) are assembled from; None: from the environment.
     """
@@ -97,9 +99,12 @@ class EvalConfig:
     dask_workers: int = 0
     cluster: str | None = None
     dask_batch: int = 4
+    block: int = 0
     settings: Any = None
 
     def __post_init__(self) -> None:
+        if self.block < 0:
+            raise InputError(f"block={self.block} must be >= 0.", fix="e.g. --block 10 (0: each system runs all questions in turn).")
         if self.dask_workers < 0 or self.dask_batch < 1:
             raise InputError("dask_workers must be >= 0 and dask_batch >= 1.", fix="e.g. dask_workers=2.")
         if self.k < 1 or self.rag_k < 1 or self.workers < 1:
@@ -207,12 +212,15 @@ def run_eval(
     if config.dask_workers or config.cluster:
         _run_on_dask(systems, data, index, results, done, config, settings,
                      None if config.embedder_spec else getattr(embedder, "inner", embedder))
-    for system in systems:
-        todo = [q for q in data.questions if (system.name, q.id) not in done]
-        if todo and not (config.dask_workers or config.cluster):
-            parallel = config.parallel and available_systems()[system.name].needs_llm
-            _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1, config.progress,
-                        out / "traces")
+    size = config.block or len(data.questions) or 1
+    for start in range(0, len(data.questions), size):  # blocks: a stopped run has every system on the same questions
+        block = data.questions[start : start + size]
+        for system in systems:
+            todo = [q for q in block if (system.name, q.id) not in done]
+            if todo and not (config.dask_workers or config.cluster):
+                parallel = config.parallel and available_systems()[system.name].needs_llm
+                _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1,
+                            config.progress, out / "traces")
 
     qids = {q.id for q in data.questions}
     records = [r for r in results.load() if r["system"] in system_names and r["qid"] in qids]

@@ -82,6 +82,22 @@ def test_runner_resumes_after_a_kill_without_duplicates(hotpot: EvalDataset, tmp
     assert third.llm.calls == []
 
 
+def test_blocks_run_every_system_on_the_same_questions_before_moving_on(hotpot: EvalDataset, tmp_path: Path) -> None:
+    out = tmp_path / "blocks"
+    first = Interrupting(fail_at=2)  # dies on the 3rd answer: the second block's first naive_rag question
+    config = EvalConfig(out_dir=out, n_resamples=500, progress=False, block=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(hotpot, ["bm25", "naive_rag"], config, embedder=HashingEmbedder(), llm_factory=lambda: first.llm)
+    recs = _records(out)
+    by_system = {s: [r["qid"] for r in recs if r["system"] == s] for s in ("bm25", "naive_rag")}
+    ids = [q.id for q in hotpot.questions]
+    # block 1 done by both systems, block 2 by bm25 only: the stopped run is paired on block 1
+    assert by_system["naive_rag"] == ids[:2] and by_system["bm25"] == ids[:4]
+    assert [r["system"] for r in recs] == ["bm25", "bm25", "naive_rag", "naive_rag", "bm25", "bm25"]
+    with pytest.raises(InputError, match="block"):
+        EvalConfig(out_dir=out, block=-1)
+
+
 def test_records_metrics_and_report_files(hotpot: EvalDataset, tmp_path: Path) -> None:
     out = tmp_path / "run"
     gen = Interrupting(fail_at=None)
