@@ -61,7 +61,7 @@ def rerank(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dic
     for rec in ranked[: env.config.keep]:
         sources[rec["source"]] = sources.get(rec["source"], 0) + 1
     record: RerankRecord = {"round": state.get("round", 0), "reranker": deps.reranker.name, "scored": len(scored),
-                            "top": [(new[k]["chunk_id"], round(s, 4)) for k, s in best], "kept_sources": sources}
+                            "top": [[new[k]["chunk_id"], round(s, 4)] for k, s in best], "kept_sources": sources}
     log.info("reranked %d passages in %.2f s", len(scored), time.perf_counter() - t0)
     return {"evidence": {k: {**new[k], "rerank": s} for k, s in scored.items()}, "reranks": [record],
             "usage": {"latency_s": time.perf_counter() - t0}}

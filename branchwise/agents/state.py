@@ -68,7 +68,7 @@ class RerankRecord(TypedDict):
     round: int
     reranker: str
     scored: int
-    top: list[tuple[str, float]]
+    top: list[list[Any]]  # [chunk_id, score] pairs (lists: a trace reads back as it was written)
     kept_sources: NotRequired[dict[str, int]]
 
 

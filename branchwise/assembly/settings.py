@@ -93,7 +93,7 @@ class Settings:
     llm: str | None = None
     embedder: str = "default"
     store: str = "chroma"
-    reranker: str = "none"
+    reranker: str = "default"
     cache_dir: Path = field(default_factory=default_cache_dir)
     scorer: str = "embedding"
     graph_route: bool = True

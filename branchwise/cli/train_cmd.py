@@ -43,6 +43,14 @@ def _parse_negatives(text: str, groups: Any) -> Any:
     return dataclasses.replace(groups, **{f: int(p) for f, p in zip(_NEGATIVE_FIELDS, parts)})
 
 
+def _command_line() -> str:
+    """``branchwise train-reranker ...`` as it was run (for the card)."""
+    import shlex
+    import sys
+
+    return "branchwise " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from branchwise.training.reranker import RerankerTrainConfig
 
@@ -128,7 +136,7 @@ def run_train_reranker(args: argparse.Namespace) -> int:
         needs_llm = "llm" in RERANKERS.get(args.teacher.partition(":")[0]).needs
         teacher = make_reranker(args.teacher, llm=load_llm(settings) if needs_llm else None)
     report = train_reranker(train, val, args.out, config, embedder=load_embedder(settings), teacher=teacher,
-                            data_file=data, progress=not args.no_progress)
+                            data_file=data, progress=not args.no_progress, command=_command_line())
     m = report.metrics
     print(f"trained on {report.train_questions} questions ({report.steps} steps, {report.train_minutes} min); "
           f"best epoch {report.best_epoch} on {report.validation_questions} validation questions:")

@@ -253,6 +253,7 @@ def train_reranker(
     teacher: Reranker | None = None,
     data_file: Path | None = None,
     progress: bool = True,
+    command: str | None = None,
 ) -> RerankerTrainReport:
     """Fine-tune, validate every epoch, keep the best, write it with its card to ``out_dir``.
 
@@ -263,6 +264,7 @@ def train_reranker(
         embedder: the dual encoder mining hard negatives and mixed into the validation selection.
         teacher: optional reranker whose scores soften the labels (distillation).
         data_file: recorded (with its sha256) in the card.
+        command: the command line that ran this (recorded in the card, to reproduce it).
     """
     import torch
     from tqdm.auto import tqdm
@@ -363,7 +365,7 @@ def train_reranker(
     report = RerankerTrainReport(out_dir, len(train_rows), len(val_rows), steps, pairs, round(train_seconds / 60, 2),
                                  best_epoch, history, {k: v for k, v in best.items() if k not in ("epoch",)})
     write_card(report, config, data_file=data_file, base_model=base, bf16=bf16, teacher=teacher,
-               total_minutes=(time.perf_counter() - t_start) / 60, config_embedder=embedder.name)
+               total_minutes=(time.perf_counter() - t_start) / 60, config_embedder=embedder.name, command=command)
     return report
 
 
@@ -374,12 +376,14 @@ def _soften(group: Group, teacher: Reranker, weight: float) -> Group:
 
 
 def write_card(report: RerankerTrainReport, config: RerankerTrainConfig, *, data_file: Path | None, base_model: str,
-               bf16: bool, teacher: Reranker | None, total_minutes: float, config_embedder: str = "") -> None:
+               bf16: bool, teacher: Reranker | None, total_minutes: float, config_embedder: str = "",
+               command: str | None = None) -> None:
     """``card.json`` and ``CARD.md`` beside the weights: data, command settings, steps, metrics, sha256."""
     out = report.out_dir
     weights = {p.name: _sha256(p) for p in sorted(out.glob("*.safetensors"))}
     card = {
-        "model": "cross-encoder reranker (one logit; sigmoid score)", "base_model": Path(base_model).name,
+        "model": "cross-encoder reranker (one logit; sigmoid score)", "base_model": _model_name(base_model),
+        "command": command,
         "data": {"file": str(data_file) if data_file else None,
                  "sha256": _sha256(data_file) if data_file and Path(data_file).is_file() else None,
                  "train_questions": report.train_questions, "validation_questions": report.validation_questions,
@@ -397,7 +401,7 @@ def write_card(report: RerankerTrainReport, config: RerankerTrainConfig, *, data
     atomic_write_text(out / "CARD.md", f"""# Reranker card
 
 A cross-encoder (query and passage read together, one logit; score = sigmoid) fine-tuned from
-`{Path(base_model).name}` by `branchwise train-reranker`. Passages are shown as `"title: text"`
+`{card['base_model']}` by `branchwise train-reranker`. Passages are shown as `"title: text"`
 (sentences and paragraphs alike).
 
 - **Data:** `{card['data']['file']}` (sha256 `{card['data']['sha256']}`), HotpotQA format with
@@ -406,6 +410,7 @@ A cross-encoder (query and passage read together, one logit; score = sigmoid) fi
 - **Training:** {report.steps} steps, {report.pairs} query-passage pairs, {report.train_minutes} min
   ({'bf16 autocast, ' if bf16 else ''}{config.loss} loss, lr {config.learning_rate}, {config.epochs} epoch(s) at most);
   best epoch {report.best_epoch} by validation (all gold kept + both gold in top 3).
+- **Command:** `{command or '(called from Python)'}`.
 - **Teacher:** {card['teacher'] or 'none'}.
 - **Score:** {f"sigmoid(logit + {config.prior_weight} x cosine of `{config_embedder}`) — a residual model "
               "(the cosine term is added in serving too; `prior.json`)" if config.prior_weight > 0 else "sigmoid(logit)"}.
@@ -417,6 +422,18 @@ A cross-encoder (query and passage read together, one logit; score = sigmoid) fi
 Weights (fp16 safetensors): {', '.join(f'`{k}` sha256 `{v}`' for k, v in weights.items())}.
 Full configuration: `card.json`.
 """)
+
+
+def _model_name(path: str) -> str:
+    """A readable name of the starting weights (the bundled MiniLM folder is named ``model``)."""
+    from branchwise.models.embedders import DEFAULT_EMBEDDER_NAME, bundled_minilm_path
+
+    try:
+        if Path(path).resolve() == Path(bundled_minilm_path()).resolve():
+            return f"{DEFAULT_EMBEDDER_NAME} (bundled)"
+    except Exception:  # noqa: BLE001 - the bundled model may be absent; the name is informative only
+        pass
+    return Path(path).name
 
 
 def _jsonable(value: Any) -> Any:

@@ -125,3 +125,26 @@ def test_the_embedded_llm_ranks_the_answering_passage_first_both_ways(real_llm) 
     listwise = ListwiseReranker(real_llm).score(QUERY, PASSAGES)
     assert int(np.argmax(yes)) == 1 and int(np.argmax(listwise)) == 1
     assert listwise[1] == 1.0 and max(listwise[0], listwise[2]) < 1.0
+
+
+def test_the_bundled_default_reranker_loads_offline_matches_its_card_and_ranks_the_answer_first(real_embedder) -> None:
+    import hashlib
+    import json
+
+    from branchwise.relevance.cross_encoder import DEFAULT_MODEL_DIR, Prior
+
+    card = json.loads((DEFAULT_MODEL_DIR / "card.json").read_text())
+    weights = DEFAULT_MODEL_DIR / "model.safetensors"
+    assert weights.stat().st_size < 50 * 2**20  # the size bound
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == card["weights_sha256"]["model.safetensors"]
+    assert Prior.read(DEFAULT_MODEL_DIR) == Prior(real_embedder.name, card["prior"]["weight"])
+    assert "dev_distractor_200" not in card["data"]["file"]  # never trained on the evaluation questions
+    reranker = make_reranker("default", embedder=real_embedder)
+    passages = [
+        "Dublin: Dublin is the capital of Ireland, on the River Liffey.",
+        "Bram Stoker: Abraham Stoker was an Irish author, born in Clontarf, Dublin, in 1847, who wrote Dracula.",
+        "Lasers: A laser emits coherent light through stimulated emission.",
+    ]
+    scores = reranker.score("Where was the author of Dracula born?", passages)  # type: ignore[union-attr]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert max(range(3), key=lambda i: scores[i]) == 1 and scores[2] < scores[1]
