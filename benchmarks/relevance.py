@@ -89,9 +89,13 @@ def part_sentences(res: Results, reranker: Any, spec: str, embedder: Any) -> Non
     base = gold_sentence_recall(embedder, examples, 160, ExtractiveConfig(), progress=False)
     res.add("hotpotqa q150-199", "cosine+bridge+lead", "all_gold_kept@160", base.all_rate, len(examples))
     res.add("hotpotqa q150-199", "cosine+bridge+lead", "fact_recall@160", base.fact_recall, len(examples))
-    rr = gold_sentence_recall(embedder, examples, 160, ExtractiveConfig(), reranker=reranker, progress=False)
-    res.add("hotpotqa q150-199", f"reranker:{spec}", "all_gold_kept@160", rr.all_rate, len(examples))
-    res.add("hotpotqa q150-199", f"reranker:{spec}", "fact_recall@160", rr.fact_recall, len(examples))
+    default_w = ExtractiveConfig().reranker_weight
+    for w in sorted({1.0, default_w}):
+        rr = gold_sentence_recall(embedder, examples, 160, ExtractiveConfig(reranker_weight=w), reranker=reranker,
+                                  progress=False)
+        name = f"reranker:{spec}" if w == 1.0 else f"cosine+bridge+lead mixed with reranker:{spec} (w={w})"
+        res.add("hotpotqa q150-199", name, "all_gold_kept@160", rr.all_rate, len(examples))
+        res.add("hotpotqa q150-199", name, "fact_recall@160", rr.fact_recall, len(examples))
 
 
 def _both3(scores: Sequence[float], gold: np.ndarray) -> float:
@@ -159,12 +163,13 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def part_retrieval(res: Results, spec: str, datasets: Sequence[str], runs: Path) -> None:
+def part_retrieval(res: Results, spec: str, datasets: Sequence[str], runs: Path,
+                   systems: Sequence[str] = ("hybrid", "hybrid_rerank", "navigator:embedding", "navigator:reranker")) -> None:
     from branchwise.evals.datasets import SHARED_PATHS, load_dataset
     from branchwise.evals.runner import EvalConfig, run_eval
 
     settings = Settings.from_env(reranker=spec)
-    systems = ["hybrid", "hybrid_rerank", "navigator:embedding", "navigator:reranker"]
+    systems = list(systems)
     for name in datasets:
         data = load_dataset(name, shared(SHARED_PATHS[name]))
         out = runs / f"relevance-{name}"
@@ -184,6 +189,8 @@ def main() -> None:
     p.add_argument("--parts", default="sentences,paragraphs,cost,retrieval")
     p.add_argument("--reranker", default="default", help="reranker spec (see branchwise.relevance.registry)")
     p.add_argument("--datasets", default="vaswani,cranfield,hotpotqa", help="retrieval part: datasets")
+    p.add_argument("--retrieval-systems", default="hybrid,hybrid_rerank,navigator:embedding,navigator:reranker",
+                   help="retrieval part: systems (hybrid and hybrid_rerank are needed for the added latency)")
     p.add_argument("--runs", type=Path, default=REPO / "runs", help="where the retrieval part's eval runs go")
     p.add_argument("--out", type=Path, default=REPO / "reports" / "relevance")
     args = p.parse_args()
@@ -200,7 +207,7 @@ def main() -> None:
     if "cost" in parts:
         part_cost(res, reranker, args.reranker)
     if "retrieval" in parts:
-        part_retrieval(res, args.reranker, args.datasets.split(","), args.runs)
+        part_retrieval(res, args.reranker, args.datasets.split(","), args.runs, args.retrieval_systems.split(","))
     print((args.out / "summary.md").read_text())
 
 

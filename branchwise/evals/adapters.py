@@ -43,6 +43,8 @@ AGENT_VARIANTS: dict[str, tuple[dict[str, Any], str, bool]] = {
     "agent_keep3": ({"agent": {"keep": 3}}, "the agent reading its 3 best passages (no compression when they fit)",
                     True),
     "agent_256": ({"agent": {"context_budget_tokens": 256}}, "the agent compressed to 256 tokens", True),
+    "agent_read5": ({"agent": {"keep": 5, "context_budget_tokens": 1024}},
+                    "the agent reading its 5 best passages whole (hybrid_rag's amount, the agent's selection)", True),
     "agent_summaries": ({"agent": {"summaries": 4}}, "the agent with the tree's summaries as candidates", True),
     "agent_rfm": ({"agent": {"plan": True, "feedback": "logprob", "gap_query": "template", "support": "none"}},
                   "the LLM-judged RFM-RAG loop (plan, P(Yes) sufficiency, LLM gap queries)", True),
