@@ -51,6 +51,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--block", type=int, default=0, metavar="N",
                    help="run every system on N questions before the next N (a stopped run then has paired "
                         "results so far; 0: each system runs all questions in turn)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the report from the results so far, on the questions every system answered")
     p.add_argument("--reference", default=None, help="system the paired tests compare against")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--list-systems", action="store_true", help="list the available systems and exit")
@@ -105,7 +107,8 @@ def _eval(args: argparse.Namespace) -> int:
                         answer_style=args.answer_style, workers=args.workers,
                         index_dir=args.index, llm_spec=llm_spec, embedder_spec=settings.embedder,
                         tree_summaries=args.tree_summaries, reference=args.reference, seed=args.seed,
-                        dask_workers=args.dask_workers, cluster=args.cluster, block=args.block, settings=settings)
+                        dask_workers=args.dask_workers, cluster=args.cluster, block=args.block, report_only=args.report_only,
+                        settings=settings)
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     # No shared query-embedding cache: each system pays for its own query embeddings, so
     # latencies are comparable whatever order the systems run in.

@@ -107,6 +107,8 @@ def to_markdown(summary: dict[str, Any]) -> str:
         f"## {summary['dataset']}: {meta.get('questions')} questions, {meta.get('documents')} documents "
         f"({meta.get('chunks')} chunks)",
         "",
+        *([f"**Partial run:** the {meta['questions_answered_by_all']} questions every system answered so far "
+           f"(`--report-only`), of {meta.get('questions')}.", ""] if meta.get("report_only") else []),
         f"Means over questions, with 95% bootstrap CIs for the headline metrics ({headline}). "
         "Retrieval metrics are document-level.",
         "",

@@ -78,6 +78,8 @@ class EvalConfig:
         dask_batch: questions per Dask task.
         block: run every system on this many questions before the next block (a stopped run
             then holds paired results); 0: each system runs all questions in turn.
+        report_only: run nothing; write the report from the results so far, on the questions
+            every listed system has answered (a paired report of a stopped run).
         settings: the :class:`branchwise.Settings` the branchwise systems (navigator, agent
             and its variants) are assembled from; None: from the environment.
     """
@@ -100,6 +102,7 @@ class EvalConfig:
     cluster: str | None = None
     dask_batch: int = 4
     block: int = 0
+    report_only: bool = False
     settings: Any = None
 
     def __post_init__(self) -> None:
@@ -213,7 +216,7 @@ def run_eval(
         _run_on_dask(systems, data, index, results, done, config, settings,
                      None if config.embedder_spec else getattr(embedder, "inner", embedder))
     size = config.block or len(data.questions) or 1
-    for start in range(0, len(data.questions), size):  # blocks: a stopped run has every system on the same questions
+    for start in range(0, 0 if config.report_only else len(data.questions), size):  # blocks: paired so far
         block = data.questions[start : start + size]
         for system in systems:
             todo = [q for q in block if (system.name, q.id) not in done]
@@ -224,6 +227,12 @@ def run_eval(
 
     qids = {q.id for q in data.questions}
     records = [r for r in results.load() if r["system"] in system_names and r["qid"] in qids]
+    if config.report_only:  # only the questions every system answered: the comparison stays paired
+        answered = [{r["qid"] for r in records if r["system"] == name} for name in system_names]
+        common = set.intersection(*answered) if answered else set()
+        records = [r for r in records if r["qid"] in common]
+        meta = {**meta, "report_only": True, "questions_answered_by_all": len(common)}
+        log.info("report on the %d of %d questions every system answered", len(common), len(qids))
     summary = write_report(out, records, meta, reference=_reference(system_names, config),
                            seed=config.seed, n_resamples=config.n_resamples)
     return RunResult(out, records, summary)

@@ -97,6 +97,14 @@ def test_blocks_run_every_system_on_the_same_questions_before_moving_on(hotpot: 
     with pytest.raises(InputError, match="block"):
         EvalConfig(out_dir=out, block=-1)
 
+    # --report-only: nothing runs; the report covers the 2 questions both systems answered
+    idle = Interrupting(fail_at=0)
+    result = run_eval(hotpot, ["bm25", "naive_rag"], EvalConfig(out_dir=out, n_resamples=500, progress=False,
+                                                                report_only=True),
+                      embedder=HashingEmbedder(), llm_factory=lambda: idle.llm)
+    assert idle.llm.calls == [] and {r["qid"] for r in result.records} == set(ids[:2])
+    assert len(result.records) == 4 and "Partial run:** the 2 questions" in (out / "summary.md").read_text()
+
 
 def test_records_metrics_and_report_files(hotpot: EvalDataset, tmp_path: Path) -> None:
     out = tmp_path / "run"
