@@ -46,6 +46,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def _torch_default_dtype_unchanged():  # type: ignore[no-untyped-def]
+    """torch's default dtype is process-wide: a test (or the code under test) that leaves it
+    changed corrupts every later test's tensors, far from the cause. Fail where it happens."""
+    torch = sys.modules.get("torch")
+    before = torch.get_default_dtype() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        after = torch.get_default_dtype()
+        if before is None:
+            before = torch.float32
+        if after != before:
+            torch.set_default_dtype(before)
+            pytest.fail(f"torch's default dtype changed from {before} to {after} during this test")
+
+
 def _shared_data() -> Path:
     env = os.environ.get("BRANCHWISE_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"

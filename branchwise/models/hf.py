@@ -22,6 +22,7 @@ from typing import Any, Literal, Sequence
 from branchwise.errors import BackendError, InputError, MissingDependencyError
 from branchwise.models.base import Completion, GenParams, Message, StructuredCompletion
 from branchwise.models.json_output import complete_json, schema_hint
+from branchwise.models.pretrained import from_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ class HFLLM:
         t0 = time.perf_counter()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                model, local_files_only=True, device_map=device_map, dtype=self.config.dtype
+            self.model = from_pretrained(
+                AutoModelForCausalLM, model, local_files_only=True, device_map=device_map, dtype=self.config.dtype
             )
         except OSError as e:
             raise InputError(

@@ -29,6 +29,7 @@ import numpy as np
 
 from branchwise.errors import InputError, MissingDependencyError
 from branchwise.files import atomic_write_json
+from branchwise.models.pretrained import from_pretrained
 
 if TYPE_CHECKING:
     from branchwise.models.base import Embedder
@@ -187,12 +188,12 @@ def load_cross_encoder(model: str, config: CrossEncoderConfig = CrossEncoderConf
     ref = str(path) if local else model
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=offline)
-        net = AutoModelForSequenceClassification.from_pretrained(ref, local_files_only=offline)
+        net = from_pretrained(AutoModelForSequenceClassification, ref, local_files_only=offline)
     except OSError as e:
         raise InputError(f"cannot load the cross-encoder {model!r}: {e}",
                          fix="download it once (hf download ...) and pass its folder, "
                              "or unset HF_HUB_OFFLINE to let transformers fetch it.") from e
-    net = net.float().eval().to(device)  # weights may be stored in fp16; CPU inference runs in fp32
+    net = net.eval().to(device)  # built in fp32 (the weights may be stored in fp16)
     if config.quantize and device == "cpu":
         import warnings
 

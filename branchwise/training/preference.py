@@ -43,6 +43,7 @@ from typing import Any, Literal, Sequence
 
 from branchwise.errors import InputError, MissingDependencyError
 from branchwise.compression.color import PreferencePair
+from branchwise.models.pretrained import from_pretrained
 from branchwise.training.loop import TrainResult, finish, run_steps, seeded
 
 __all__ = ["PreferenceResult", "PreferenceTrainConfig", "dpo_loss", "orpo_loss", "read_preferences", "train_preference"]
@@ -161,10 +162,10 @@ def _load(cfg: PreferenceTrainConfig) -> tuple[Any, Any]:
             f"base model folder not found: {path}.", fix="pass a local HF model folder, or 'tiny' for the CPU check."
         )
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
+    kwargs: dict[str, Any] = {"local_files_only": True}
     if cfg.device_map:
         kwargs["device_map"] = cfg.device_map
-    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    model = from_pretrained(AutoModelForCausalLM, str(path), dtype=dtype, **kwargs)
     if not cfg.device_map:
         model = model.to(cfg.device)  # type: ignore[arg-type]  # transformers' typed wrapper
     if tok.pad_token_id is None:

@@ -41,6 +41,7 @@ import numpy as np
 from branchwise.errors import InputError
 from branchwise.files import atomic_write_json, atomic_write_text
 from branchwise.models.base import Embedder
+from branchwise.models.pretrained import from_pretrained
 from branchwise.relevance.base import Reranker
 from branchwise.relevance.cross_encoder import Prior, prior_cosines
 from branchwise.training.mining import QAExample
@@ -286,7 +287,7 @@ def train_reranker(
     train_rows = [r for r in train_rows if r.sentence_gold.sum()]
     base = _base_model(config)
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, local_files_only=True)
+    model = from_pretrained(AutoModelForSequenceClassification, base, num_labels=1, local_files_only=True)
     steps_per_epoch = math.ceil(len(train_rows) / config.questions_per_step)
     total = steps_per_epoch * config.epochs
     if config.max_steps:
