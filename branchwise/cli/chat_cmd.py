@@ -54,7 +54,8 @@ def run_chat(args: argparse.Namespace) -> int:
 
     if config.share:
         check_share_possible()  # fail before loading anything
-    app = make_app(args.dir, workdir=workdir, config=config, settings=settings)
+    app = make_app(args.dir, workdir=workdir, config=config, settings=settings,
+                   index_embedder=getattr(args, "embedder", None))  # DIR's embedder given again
     url = launch_app(app, config)
     print(f"branchwise chat: {url}  (work directory {workdir}; Ctrl+C stops it)", flush=True)
     app.block_thread()

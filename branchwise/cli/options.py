@@ -19,7 +19,7 @@ def add_model_options(p: argparse.ArgumentParser, *, llm: bool = True) -> None:
                             "(env BRANCHWISE_LLM; default: the index's own, else the embedded model)")
     g.add_argument("--embedder", metavar="SPEC",
                    help="embedder spec for new indexes: default | st:/path | openai-embed:http://host/v1#model "
-                        "(env BRANCHWISE_EMBEDDER); for an existing index (ask, add, delete), its own embedder "
+                        "(env BRANCHWISE_EMBEDDER); for an existing index (ask, add, delete, serve, chat DIR), its own embedder "
                         "given again, e.g. with the credentials its recorded spec was stripped of (default: the "
                         "recorded spec)")
     if llm:

@@ -108,7 +108,8 @@ def build_server(args: argparse.Namespace):  # -> (Server, ServeConfig)
     config = ServeConfig(host=args.host, port=args.port, workdir=Path(args.workdir).resolve(),
                          max_body_bytes=int(args.max_body_mb * 2**20), concurrency=args.concurrency,
                          queue_size=args.queue_size)
-    specs = [ServedIndexSpec(n, p, keys=keys.get(n, ())) for n, p in indexes]
+    # --embedder: the served indexes' embedder given again (e.g. with the credentials their recorded spec lost)
+    specs = [ServedIndexSpec(n, p, keys=keys.get(n, ()), embedder=getattr(args, "embedder", None)) for n, p in indexes]
     if not is_loopback(config.host):
         open_ones = [s.name for s in specs if not s.keys]
         if open_ones:

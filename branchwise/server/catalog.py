@@ -27,6 +27,7 @@ from branchwise.assembly.root import (
     Assembly,
     add_documents,
     delete_documents,
+    load_embedder,
     load_llm,
     open_index,
 )
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from branchwise.agents.agent import Agent
     from branchwise.assembly.settings import Settings
     from branchwise.indexing.incremental import UpdateReport
-    from branchwise.models.base import LLM
+    from branchwise.models.base import LLM, Embedder
     from branchwise.retrieval.index import Index
     from branchwise.server.config import ServedIndexSpec
 
@@ -160,8 +161,14 @@ class Catalog:
         self.settings = settings
         self.models = SharedModels(settings, llm)
         self._served: dict[str, ServedIndex] = {}
+        embedders: dict[str, Embedder] = {}  # one per spec given again, shared by the indexes naming it
         for spec in specs:
-            index = open_index(spec.path)
+            embedder = None
+            if spec.embedder:
+                if spec.embedder not in embedders:
+                    embedders[spec.embedder] = load_embedder(settings, spec.embedder)
+                embedder = embedders[spec.embedder]
+            index = open_index(spec.path, embedder=embedder)
             self._served[spec.name] = ServedIndex(spec.name, Path(spec.path).resolve(), index, settings,
                                                   variants_per_index)
             log.info("serving index %s (%d chunks)", spec.name, len(index.chunks))

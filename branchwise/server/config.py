@@ -39,11 +39,14 @@ class ServedIndexSpec:
         name: the name it is reached under (URL segment, OpenAI ``model``).
         path: the index directory (built with ``branchwise index``).
         keys: API keys that may use it (``Authorization: Bearer KEY``); empty: no key needed.
+        embedder: its embedder's spec given again (e.g. with the credentials the manifest's
+            recorded spec was stripped of); ``None``: the recorded spec.
     """
 
     name: str
     path: Path
     keys: tuple[str, ...] = ()
+    embedder: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)

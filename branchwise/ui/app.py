@@ -252,6 +252,7 @@ def make_app(
     config: ServerConfig | None = None,
     settings: Any = None,
     defaults: ChatSettings | None = None,
+    index_embedder: str | None = None,
 ) -> gr.Blocks:
     """Build the chat app (not launched; see :func:`launch_app`).
 
@@ -263,6 +264,8 @@ def make_app(
         settings: the :class:`branchwise.Settings` every question is assembled from (default:
             from the environment); the Settings tab's knobs are applied on top of it.
         defaults: the initial values of the Settings tab (default: those of ``settings``).
+        index_embedder: the embedder spec of ``index`` given again (e.g. with the credentials its
+            recorded spec was stripped of); default: the recorded spec.
     """
     from branchwise.assembly.settings import Settings
 
@@ -273,6 +276,10 @@ def make_app(
                              known_llms=("default", defaults.llm),
                              known_embedders=("default", defaults.embedder))
     given = {Path(index).resolve().name: Path(index)} if index is not None else {}
+    if index is not None and index_embedder:
+        from branchwise.retrieval.manifest import Manifest
+
+        pool.stand_in(Manifest.load(Path(index)).embedder.spec or "default", index_embedder)
     service = ChatService(pool, Workspace(Path(workdir), given), settings)
     h = _Handlers(service, config)
     choices = service.workspace.index_choices()

@@ -112,6 +112,13 @@ class ModelPool:
         self._check(spec, self._known)
         return self._get("llm", spec, self._llms, self._make_llm)
 
+    def stand_in(self, recorded: str, spec: str) -> None:
+        """Open indexes whose manifest records embedder ``recorded`` with embedder ``spec`` instead
+        (``branchwise chat DIR --embedder SPEC``: the spec given again, e.g. with its credentials)."""
+        embedder = self.embedder(spec, trusted=True)
+        with self._guard:
+            self._embedders[(recorded or "default").strip()] = embedder
+
     def embedder(self, spec: str, *, trusted: bool = False) -> Embedder:
         """The embedder ``spec``; ``trusted`` specs (from an index manifest) skip the allow-list."""
         if not trusted:

@@ -263,3 +263,48 @@ def test_a_recorded_embedder_spec_with_masked_credentials_is_given_again_with_em
     assert "credentials were masked" in err and "--embedder 'openai-embed:" in err, err
     assert main(["ask", str(idx), QUESTION, "--llm", llm, "--embedder", "default"]) == 0, capsys.readouterr().err
     assert srv.requests and all(r.path.endswith("/chat/completions") for r in srv.requests)
+
+
+def _masked_copy(built: Path, dest: Path, port: int) -> str:
+    """A copy of ``built`` whose manifest records a credential-masked openai-embed spec (what an
+    index built with a password keeps); returns that spec."""
+    import shutil
+
+    shutil.copytree(built, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    masked = f"openai-embed:http://***@127.0.0.1:{port}/v1#{manifest['embedder']['name']}"
+    manifest["embedder"]["spec"] = masked
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return masked
+
+
+def test_serve_and_chat_take_the_embedder_of_a_masked_index_given_again(built: Path, server: Any,
+                                                                        tmp_path: Path) -> None:
+    import httpx
+
+    from branchwise.cli.main import build_parser
+    from branchwise.cli.serve_cmd import build_server
+    from branchwise.server.app import serve_in_thread
+    from branchwise.ui.sessions import ChatService, ModelPool, Workspace
+
+    srv = server()
+    idx = tmp_path / "index"
+    masked = _masked_copy(built, idx, srv.port)
+    argv = ["serve", f"docs={idx}", "--llm", f"openai:{srv.url}#m", "--workdir", str(tmp_path / "work"), "--port", "0"]
+    with pytest.raises(BackendError, match="credentials were masked"):
+        build_server(build_parser().parse_args(argv))
+    assert srv.requests == []  # nothing went out with "***" as a password
+    live, config = build_server(build_parser().parse_args([*argv, "--embedder", "default"]))
+    with serve_in_thread(live.app, config.host, config.port) as url:
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=60,
+                       json={"model": "docs", "messages": [{"role": "user", "content": QUESTION}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"].strip()
+    # the chat app: DIR's embedder given again stands in for the masked recorded one
+    with pytest.raises(BackendError, match="credentials were masked"):
+        ChatService(ModelPool(), Workspace(tmp_path / "chat1", {"docs": idx})).open_index("docs")
+    pool = ModelPool()
+    pool.stand_in(masked, "default")
+    opened = ChatService(pool, Workspace(tmp_path / "chat2", {"docs": idx})).open_index("docs")
+    assert len(opened.chunks) and opened.embedder is pool.embedder("default")
+    assert srv.requests and all(r.path.endswith("/chat/completions") for r in srv.requests)
