@@ -10,7 +10,7 @@ that entered the pool this round (RFM-RAG's knowledge distillation, arXiv 2508.1
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from langgraph.runtime import Runtime
 
@@ -79,45 +79,55 @@ def _retrieval(rnd: int, source: str, query: str, recs: dict[str, EvidenceRecord
     }
 
 
+def _route(state: AgentState, source: str,
+           records_for: Callable[[str], dict[str, EvidenceRecord]]) -> dict[str, Any]:
+    """Run one route's ``records_for(query)`` on every pending query: the pool's new evidence
+    (first record per key wins) and one retrieval record per query."""
+    rnd = state.get("round", 0)
+    evidence: dict[str, EvidenceRecord] = {}
+    retrievals: list[RetrievalRecord] = []
+    for query in state.get("pending_queries", []):
+        recs = records_for(query)
+        retrievals.append(_retrieval(rnd, source, query, recs))
+        for key, rec in recs.items():
+            evidence.setdefault(key, rec)
+    return {"evidence": evidence, "retrievals": retrievals}
+
+
 def retrieve_index(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
     """Flat retrieval from the index: hybrid (BM25 + dense, RRF), dense or BM25 per config."""
     deps, cfg = env.deps(runtime.context), env.config
     mode = cfg.retrieval if cfg.retrieval in RETRIEVERS else "hybrid"  # a tree route falls back to hybrid
     search = RETRIEVERS.create(mode, deps.index)
     rnd = state.get("round", 0)
-    evidence: dict[str, EvidenceRecord] = {}
-    retrievals: list[RetrievalRecord] = []
-    for query in state.get("pending_queries", []):
+
+    def records(query: str) -> dict[str, EvidenceRecord]:
         emit(runtime, "progress", "retrieve_index", f"{mode} search: {query}")
-        recs = _records_from_hits(deps, search(query, _k(deps, cfg)), source=mode, rnd=rnd, query=query)
-        retrievals.append(_retrieval(rnd, mode, query, recs))
-        for cid, rec in recs.items():
-            evidence.setdefault(cid, rec)
-    return {"evidence": evidence, "retrievals": retrievals}
+        return _records_from_hits(deps, search(query, _k(deps, cfg)), source=mode, rnd=rnd, query=query)
+
+    return _route(state, mode, records)
 
 
 def retrieve_tree(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
     """LATTICE navigation of the semantic tree for each pending query (traces kept)."""
     deps, cfg = env.deps(runtime.context), env.config
-    if deps.tree_search is None:
+    tree_search = deps.tree_search
+    if tree_search is None:
         return {"notes": [{"node": "retrieve_tree", "kind": "skipped", "detail": "no tree search configured"}]}
     rnd = state.get("round", 0)
-    evidence: dict[str, EvidenceRecord] = {}
-    retrievals: list[RetrievalRecord] = []
     traces: list[dict[str, Any]] = []
-    usage: UsageRecord = {}
-    for query in state.get("pending_queries", []):
+    usage: list[UsageRecord] = [{}]
+
+    def records(query: str) -> dict[str, EvidenceRecord]:
         emit(runtime, "progress", "retrieve_tree", f"navigating the tree: {query}")
-        result = deps.tree_search.search(
+        result = tree_search.search(
             query, _k(deps, cfg), on_progress=lambda m: emit(runtime, "progress", "retrieve_tree", m)
         )
-        recs = _records_from_hits(deps, result.hits, source="tree", rnd=rnd, query=query)
-        retrievals.append(_retrieval(rnd, "tree", query, recs))
         traces.append({**result.trace, "agent_round": rnd})
-        usage = sum_usage(usage, usage_record(result.usage))
-        for cid, rec in recs.items():
-            evidence.setdefault(cid, rec)
-    return {"evidence": evidence, "retrievals": retrievals, "navigation": traces, "usage": usage}
+        usage[0] = sum_usage(usage[0], usage_record(result.usage))
+        return _records_from_hits(deps, result.hits, source="tree", rnd=rnd, query=query)
+
+    return {**_route(state, "tree", records), "navigation": traces, "usage": usage[0]}
 
 
 def retrieve_summaries(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
@@ -129,39 +139,36 @@ def retrieve_summaries(state: AgentState, runtime: Runtime[AgentDeps], env: Grap
     serves the question better.
     """
     deps, cfg = env.deps(runtime.context), env.config
-    if deps.summary_search is None:
+    summary_search = deps.summary_search
+    if summary_search is None:
         return {"notes": [{"node": "retrieve_summaries", "kind": "skipped", "detail": "no tree summaries"}]}
     rnd = state.get("round", 0)
-    evidence: dict[str, EvidenceRecord] = {}
-    retrievals: list[RetrievalRecord] = []
-    for query in state.get("pending_queries", []):
+
+    def records(query: str) -> dict[str, EvidenceRecord]:
         recs: dict[str, EvidenceRecord] = {}
-        for ev in deps.summary_search.summaries(query, cfg.summaries):
+        for ev in summary_search.summaries(query, cfg.summaries):
             recs.setdefault(f"{ev.chunk_id}#summary", {**evidence_to_record(ev), "round": rnd, "query": query})
-        retrievals.append(_retrieval(rnd, "summary", query, recs))
-        for key, rec in recs.items():
-            evidence.setdefault(key, rec)
-    return {"evidence": evidence, "retrievals": retrievals}
+        return recs
+
+    return _route(state, "summary", records)
 
 
 def graph_retrieve(state: AgentState, runtime: Runtime[AgentDeps], env: GraphEnv) -> dict[str, Any]:
     """GRAG graph retrieval (k-hop ego-graphs, soft pruning) for relational questions."""
     deps, cfg = env.deps(runtime.context), env.config
-    if deps.graph_search is None:
+    graph_search = deps.graph_search
+    if graph_search is None:
         return {"notes": [{"node": "graph_retrieve", "kind": "skipped", "detail": "no graph configured"}]}
     rnd = state.get("round", 0)
-    evidence: dict[str, EvidenceRecord] = {}
-    retrievals: list[RetrievalRecord] = []
-    for query in state.get("pending_queries", []):
+
+    def records(query: str) -> dict[str, EvidenceRecord]:
         emit(runtime, "progress", "graph_retrieve", f"graph search: {query}")
         recs: dict[str, EvidenceRecord] = {}
-        for ev in deps.graph_search.retrieve(query, _k(deps, cfg)):
-            rec = evidence_to_record(ev)
-            recs.setdefault(ev.chunk_id, {**rec, "source": "graph", "round": rnd, "query": query})
-        retrievals.append(_retrieval(rnd, "graph", query, recs))
-        for cid, rec in recs.items():
-            evidence.setdefault(cid, rec)
-    return {"evidence": evidence, "retrievals": retrievals}
+        for ev in graph_search.retrieve(query, _k(deps, cfg)):
+            recs.setdefault(ev.chunk_id, {**evidence_to_record(ev), "source": "graph", "round": rnd, "query": query})
+        return recs
+
+    return _route(state, "graph", records)
 
 
 def parse_distilled(value: Any) -> dict[int, list[str]]:

@@ -142,32 +142,49 @@ class CrossEncoderReranker:
 
         with self._lock:
             model, tokenizer, device = self._load()
-            order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
-            out = [0.0] * len(passages)
             old = torch.get_num_threads()
             if self.config.threads:
                 torch.set_num_threads(self.config.threads)
-            cos = prior_cosines(self._embedder, query, passages) if self._embedder is not None else None
+            residual = None
+            if self._embedder is not None and self.prior is not None:
+                residual = self.prior.weight * prior_cosines(self._embedder, query, passages)
             try:
-                with torch.inference_mode():
-                    for start in range(0, len(order), self.config.batch_size):
-                        idx = order[start : start + self.config.batch_size]
-                        enc = tokenizer([query] * len(idx), [passages[i] for i in idx], truncation="only_second",
-                                        max_length=self.config.max_length, padding=True, return_tensors="pt").to(device)
-                        logits = model(**enc).logits.float()
-                        if logits.shape[1] == 1:
-                            z = logits[:, 0]
-                            if cos is not None and self.prior is not None:
-                                z = z + self.prior.weight * torch.from_numpy(cos[idx])
-                            probs = torch.sigmoid(z)
-                        else:
-                            probs = torch.softmax(logits, -1)[:, 1]
-                        for i, p in zip(idx, probs.tolist()):
-                            out[i] = float(p)
+                return score_pairs(model, tokenizer, query, passages, max_length=self.config.max_length,
+                                   batch_size=self.config.batch_size, device=device, residual=residual)
             finally:
                 if self.config.threads:
                     torch.set_num_threads(old)
-        return out
+
+
+def score_pairs(model: Any, tokenizer: Any, query: str, passages: Sequence[str], *, max_length: int,
+                batch_size: int, device: str = "cpu", residual: np.ndarray | None = None,
+                bf16: bool = False) -> list[float]:
+    """P(relevant) of each passage for ``query`` by a sequence-classification ``model``.
+
+    Pairs are sorted by length and batched; a one-label model scores ``sigmoid(logit +
+    residual)`` (``residual``: one value per passage, a residual model's prior term, else 0), a
+    two-label model ``softmax[1]``. ``bf16``: autocast to bfloat16 on CPU (training's validation).
+    """
+    import torch
+
+    order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+    out = [0.0] * len(passages)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device == "cpu"):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([query] * len(idx), [passages[i] for i in idx], truncation="only_second",
+                            max_length=max_length, padding=True, return_tensors="pt").to(device)
+            logits = model(**enc).logits.float()
+            if logits.shape[1] == 1:
+                z = logits[:, 0]
+                if residual is not None:
+                    z = z + torch.as_tensor(residual[idx]).to(z)
+                probs = torch.sigmoid(z)
+            else:
+                probs = torch.softmax(logits, -1)[:, 1]
+            for i, p in zip(idx, probs.tolist()):
+                out[i] = float(p)
+    return out
 
 
 def load_cross_encoder(model: str, config: CrossEncoderConfig = CrossEncoderConfig()) -> tuple[Any, Any, str]:

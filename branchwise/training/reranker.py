@@ -43,7 +43,7 @@ from branchwise.files import atomic_write_json, atomic_write_text
 from branchwise.models.base import Embedder
 from branchwise.models.pretrained import from_pretrained
 from branchwise.relevance.base import Reranker
-from branchwise.relevance.cross_encoder import Prior, prior_cosines
+from branchwise.relevance.cross_encoder import Prior, prior_cosines, score_pairs
 from branchwise.training.mining import QAExample
 from branchwise.training.reranker_data import Group, GroupConfig, QuestionRows, groups_for, mine, question_rows
 
@@ -139,23 +139,9 @@ class ModelReranker:
         self.prior = prior
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
-        import torch
-
-        out = [0.0] * len(passages)
-        order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
-        cos = prior_cosines(self.prior[0], query, passages) * self.prior[1] if self.prior else None
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s : s + self.batch_size]
-                enc = self.tokenizer([query] * len(idx), [passages[i] for i in idx], truncation="only_second",
-                                     max_length=self.max_length, padding=True, return_tensors="pt")
-                z = self.model(**enc).logits.float()[:, 0]
-                if cos is not None:
-                    z = z + torch.from_numpy(cos[idx])
-                probs = torch.sigmoid(z).tolist()
-                for i, p in zip(idx, probs):
-                    out[i] = float(p)
-        return out
+        residual = prior_cosines(self.prior[0], query, passages) * self.prior[1] if self.prior else None
+        return score_pairs(self.model, self.tokenizer, query, passages, max_length=self.max_length,
+                           batch_size=self.batch_size, residual=residual, bf16=self.bf16)
 
 
 def _group_loss(logits: Any, labels: Sequence[float], kind: Loss) -> Any:
