@@ -11,6 +11,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium not found and cannot apt-get install it; browser tests will be skipped" >&2
   fi
 fi
+# lint (pyproject.toml [tool.ruff]): unused names, undefined names, likely bugs
+.venv/bin/ruff check --quiet branchwise tests benchmarks scripts notebooks
 # the import layers (pyproject.toml [tool.importlinter]): no cycles, no import from a lower layer up
 .venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest -q "$@"

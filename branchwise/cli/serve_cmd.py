@@ -96,7 +96,7 @@ def build_server(args: argparse.Namespace):  # -> (Server, ServeConfig)
     )
 
     indexes = parse_index_args(args.indexes)
-    for name, path in indexes:
+    for _name, path in indexes:
         if not (path / "manifest.json").is_file():
             raise InputError(f"{path} is not an index directory (no manifest.json).",
                              fix=f"build it first: branchwise index DOCS --out {path}")

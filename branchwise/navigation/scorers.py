@@ -171,7 +171,7 @@ class YesNoScorer:
         for j, lp in zip(order, ordered):
             logprobs[j] = lp
         out, k = [], 0
-        for req, ps in zip(requests, prompts):
+        for ps in prompts:
             lps = logprobs[k : k + len(ps)]
             k += len(ps)
             texts = [messages_text(m) for m in ps]

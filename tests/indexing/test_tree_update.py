@@ -63,7 +63,9 @@ def test_placement_descends_by_cosine():
 
 def test_overfull_node_splits_and_root_grows():
     tree, node_vec, leaf_vec = hand_tree()
-    lookup = lambda ids: np.stack([leaf_vec[i] for i in ids])
+    def lookup(ids):  # type: ignore[no-untyped-def]
+        return np.stack([leaf_vec[i] for i in ids])
+
     leaf_vec["x0"] = unit((0, 1), (7, 0.3))  # the index knows every added chunk's vector
     res = add_chunks(tree, ["x0"], leaf_vec["x0"][None, :], node_vectors=node_vec, chunk_vectors=lookup)
     assert len(res.created) == 1  # n1 had 4 > 3 children: split in two under the root

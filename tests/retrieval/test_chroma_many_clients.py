@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from branchwise.indexing.chunk_stage import IndexBuildConfig, build_chunk_index
 from branchwise.retrieval.search import dense_search, hybrid_search
