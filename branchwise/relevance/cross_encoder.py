@@ -121,7 +121,7 @@ class CrossEncoderReranker:
                  embedder: "Embedder | None" = None) -> None:
         self.model_ref = str(model)
         self.config = config
-        self.name = name or f"cross-encoder:{self.model_ref}"
+        self.name = name or f"cross-encoder:{self.model_ref}{'#int8' if config.quantize else ''}"
         self.prior = Prior.read(model) if Path(model).expanduser().is_dir() else None
         self._given_embedder = embedder
         self._embedder: "Embedder | None" = None
@@ -228,4 +228,5 @@ def default_reranker(config: CrossEncoderConfig = CrossEncoderConfig(),
         raise InputError(f"the bundled default reranker is missing from {DEFAULT_MODEL_DIR}.",
                          fix="reinstall branchwise, or train one with `branchwise train-reranker --out DIR` "
                              "and pass --reranker cross-encoder:DIR.")
-    return CrossEncoderReranker(DEFAULT_MODEL_DIR, config, name="default", embedder=embedder)
+    return CrossEncoderReranker(DEFAULT_MODEL_DIR, config, name="default:int8" if config.quantize else "default",
+                                embedder=embedder)

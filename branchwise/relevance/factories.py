@@ -28,18 +28,29 @@ def no_reranker(arg: str, **_: Any) -> None:
     return None
 
 
+def _precision(option: str, spec: str) -> Any:
+    """The :class:`CrossEncoderConfig` of a spec's precision option (``""`` or ``"int8"``)."""
+    from branchwise.relevance.cross_encoder import CrossEncoderConfig
+
+    if option not in ("", "int8"):
+        raise InputError(f"unknown option {option!r} in reranker spec {spec!r}.",
+                         fix="the one option is int8 (int8-quantised on CPU): default:int8, cross-encoder:PATH#int8.")
+    return CrossEncoderConfig(quantize=option == "int8")
+
+
 def default_reranker(arg: str, *, embedder: Embedder | None = None, **_: Any) -> Reranker:
     from branchwise.relevance.cross_encoder import default_reranker as bundled
 
-    return bundled(embedder=embedder)
+    return bundled(_precision(arg.strip(), f"default:{arg}"), embedder=embedder)
 
 
 def cross_encoder_reranker(arg: str, *, embedder: Embedder | None = None, **_: Any) -> Reranker:
     from branchwise.relevance.cross_encoder import CrossEncoderReranker
 
-    if not arg:
+    model, _, option = arg.partition("#")
+    if not model:
         raise InputError("cross-encoder: needs a model.", fix="write cross-encoder:/path/to/folder or cross-encoder:org/name.")
-    return CrossEncoderReranker(arg, embedder=embedder)
+    return CrossEncoderReranker(model, _precision(option.strip(), f"cross-encoder:{arg}"), embedder=embedder)
 
 
 def yesno_reranker(arg: str, *, llm: LLM, **_: Any) -> Reranker:
