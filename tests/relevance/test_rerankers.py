@@ -163,7 +163,7 @@ def test_the_int8_option_quantises_the_default_and_keeps_its_ranking(real_embedd
     assert (full.name, int8.name) == ("default", "default:int8")  # type: ignore[union-attr]
     a, b = full.score(question, passages), int8.score(question, passages)  # type: ignore[union-attr]
     assert np.argsort(a).tolist() == np.argsort(b).tolist()
-    assert max(abs(x - y) for x, y in zip(a, b)) < 0.15  # reports/relevance: max |diff| 0.14 on 200 questions
+    assert max(abs(x - y) for x, y in zip(a, b)) < 0.15  # reports/relevance: max |diff| 0.14 over 200 training-file questions
     net = int8._loaded[0]  # type: ignore[union-attr]
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in net.modules())
     with pytest.raises(InputError, match="int8"):
