@@ -194,13 +194,29 @@ def describe_index(idx) -> str:
     return "\n".join(lines)
 
 
+class _RecordedEmbedder:
+    """The manifest's embedder by name and size only: ``info`` describes an index without loading
+    its model (or needing the credentials a recorded endpoint spec was stripped of)."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.name, self.dim = name, dim
+
+    def embed(self, texts):  # type: ignore[no-untyped-def]
+        raise RuntimeError("branchwise info does not embed")  # pragma: no cover - never called
+
+    def embed_query(self, text):  # type: ignore[no-untyped-def]
+        raise RuntimeError("branchwise info does not embed")  # pragma: no cover - never called
+
+
 def run_info(args: argparse.Namespace) -> int:
     from branchwise.retrieval.index import Index
     from branchwise.retrieval.manifest import Manifest
     from branchwise.retrieval.store import StoreUnreadable
 
+    recorded = Manifest.load(args.dir).embedder
     try:
-        idx = Index.open(args.dir, check=False, warn_unfinished=False)
+        idx = Index.open(args.dir, embedder=_RecordedEmbedder(recorded.name, recorded.dim), check=False,
+                         warn_unfinished=False)
     except StoreUnreadable as e:  # what the manifest says, and the problem
         info = {"path": args.dir, "manifest": Manifest.load(args.dir).to_dict(),
                 "problems": [{"stage": "embeddings", "message": e.message}], "fix": e.fix}

@@ -308,3 +308,15 @@ def test_serve_and_chat_take_the_embedder_of_a_masked_index_given_again(built: P
     opened = ChatService(pool, Workspace(tmp_path / "chat2", {"docs": idx})).open_index("docs")
     assert len(opened.chunks) and opened.embedder is pool.embedder("default")
     assert srv.requests and all(r.path.endswith("/chat/completions") for r in srv.requests)
+
+
+def test_info_describes_a_masked_index_without_its_credentials(built: Path, server: Any, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    srv = server()
+    idx = tmp_path / "index"
+    _masked_copy(built, idx, srv.port)
+    capsys.readouterr()
+    assert main(["info", str(idx)]) == 0, capsys.readouterr().err  # info loads no model
+    out = capsys.readouterr().out
+    assert "embedder: sentence-transformers/all-MiniLM-L6-v2 (dim 384)" in out and "tree:" in out
+    assert srv.requests == []
