@@ -182,6 +182,26 @@ def _reference(names: list[str], config: EvalConfig) -> str:
     return next((n for n in ("naive_rag", "bm25") if n in names), names[0])
 
 
+def _run_questions(systems: list[System], data: EvalDataset, index: Any, results: ResultsFile, config: EvalConfig,
+                   settings: Any, embedder: Embedder, out: Path) -> None:
+    """Answer the questions each system has not answered yet (resumable), in blocks, here or on Dask."""
+    index.embedder.embed_query("warm-up")  # model start-up must not count as the first query's latency
+    done = {(r["system"], r["qid"]) for r in results.load()}
+    if config.dask_workers or config.cluster:
+        _run_on_dask(systems, data, index, results, done, config, settings,
+                     None if config.embedder_spec else getattr(embedder, "inner", embedder))
+        return
+    size = config.block or len(data.questions) or 1
+    for start in range(0, len(data.questions), size):  # blocks: a stopped run has every system on the same questions
+        block = data.questions[start : start + size]
+        for system in systems:
+            todo = [q for q in block if (system.name, q.id) not in done]
+            if todo:
+                parallel = config.parallel and available_systems()[system.name].needs_llm
+                _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1,
+                            config.progress, out / "traces")
+
+
 def run_eval(
     dataset: EvalDataset,
     system_names: list[str],
@@ -209,21 +229,9 @@ def run_eval(
     meta = _run_meta(out, data, index, system_names, config, needs_llm, tree_usage)
     atomic_write_json(out / "run.json", meta)
 
-    index.embedder.embed_query("warm-up")  # model start-up must not count as the first query's latency
     results = ResultsFile(out / RESULTS_FILE)
-    done = {(r["system"], r["qid"]) for r in results.load()}
-    if config.dask_workers or config.cluster:
-        _run_on_dask(systems, data, index, results, done, config, settings,
-                     None if config.embedder_spec else getattr(embedder, "inner", embedder))
-    size = config.block or len(data.questions) or 1
-    for start in range(0, 0 if config.report_only else len(data.questions), size):  # blocks: paired so far
-        block = data.questions[start : start + size]
-        for system in systems:
-            todo = [q for q in block if (system.name, q.id) not in done]
-            if todo and not (config.dask_workers or config.cluster):
-                parallel = config.parallel and available_systems()[system.name].needs_llm
-                _run_system(system, todo, data.kind, index, results, config.workers if parallel else 1,
-                            config.progress, out / "traces")
+    if not config.report_only:  # --report-only runs nothing, in process or on Dask
+        _run_questions(systems, data, index, results, config, settings, embedder, out)
 
     qids = {q.id for q in data.questions}
     records = [r for r in results.load() if r["system"] in system_names and r["qid"] in qids]
