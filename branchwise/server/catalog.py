@@ -79,7 +79,7 @@ class ReadWriteLock:
 
 
 class SharedModels:
-    """LLMs by spec, each loaded once and shared by every index that names it.
+    """LLMs and embedders by spec, each loaded once and shared by every index that names it.
 
     Args:
         settings: the server's settings (``llm``; else each index's recorded LLM).
@@ -90,6 +90,7 @@ class SharedModels:
         self.settings = settings
         self._given = llm
         self._llms: dict[str, LLM] = {}
+        self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
 
     def llm_for(self, index: "Index") -> "LLM":
@@ -100,6 +101,13 @@ class SharedModels:
             if spec not in self._llms:
                 self._llms[spec] = load_llm(self.settings, recorded=index.manifest.llm)
             return self._llms[spec]
+
+    def embedder(self, spec: str) -> "Embedder":
+        """The embedder ``spec`` (an index's spec given again, e.g. with its credentials)."""
+        with self._lock:
+            if spec not in self._embedders:
+                self._embedders[spec] = load_embedder(self.settings, spec)
+            return self._embedders[spec]
 
 
 @dataclass
@@ -161,14 +169,8 @@ class Catalog:
         self.settings = settings
         self.models = SharedModels(settings, llm)
         self._served: dict[str, ServedIndex] = {}
-        embedders: dict[str, Embedder] = {}  # one per spec given again, shared by the indexes naming it
         for spec in specs:
-            embedder = None
-            if spec.embedder:
-                if spec.embedder not in embedders:
-                    embedders[spec.embedder] = load_embedder(settings, spec.embedder)
-                embedder = embedders[spec.embedder]
-            index = open_index(spec.path, embedder=embedder)
+            index = open_index(spec.path, embedder=self.models.embedder(spec.embedder) if spec.embedder else None)
             self._served[spec.name] = ServedIndex(spec.name, Path(spec.path).resolve(), index, settings,
                                                   variants_per_index)
             log.info("serving index %s (%d chunks)", spec.name, len(index.chunks))
