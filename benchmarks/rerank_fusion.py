@@ -21,26 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from branchwise.evals.metrics import ndcg_at_k
+from branchwise.files import atomic_write_jsonl
+
 REPO = Path(__file__).resolve().parents[1]
 GRID = [(w, k) for w in (0.3, 0.5, 0.7, 0.85) for k in (5, 20, 60)]
-
-
-def ndcg10(ranked_docs: Sequence[str], gold: set[str]) -> float:
-    seen: list[str] = []
-    for d in ranked_docs:
-        if d not in seen:
-            seen.append(d)
-    gains = [1.0 if d in gold else 0.0 for d in seen[:10]]
-    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(gold), 10)))
-    return dcg / ideal if ideal else 0.0
 
 
 def fuse(rerank_scores: Sequence[float], w: float, k: int) -> list[int]:
@@ -53,7 +44,7 @@ def fuse(rerank_scores: Sequence[float], w: float, k: int) -> list[int]:
 
 
 def score_questions(questions: Path, out: Path) -> list[dict[str, Any]]:
-    from branchwise.assembly.root import Assembly
+    from branchwise.assembly.root import Assembly, open_index
     from branchwise.assembly.settings import Settings
     from branchwise.evals.datasets import load_dataset
     from branchwise.evals.runner import EvalConfig, run_eval
@@ -68,8 +59,6 @@ def score_questions(questions: Path, out: Path) -> list[dict[str, Any]]:
     cfg = EvalConfig(out_dir=out, tree_summaries="extractive", settings=settings, progress=False)
     embedder = make_embedder("default", memory_cache=False)
     run_eval(data, ["hybrid"], cfg, embedder=embedder)  # builds the index (and scores hybrid alone)
-    from branchwise.assembly.root import open_index
-
     index = open_index(out / "index", embedder=embedder)
     reranker = Assembly(index, settings).reranker()
     rows = []
@@ -79,7 +68,7 @@ def score_questions(questions: Path, out: Path) -> list[dict[str, Any]]:
         scores = reranker.score(q.text, [passage_text(c.title, c.text) for c in chunks])  # type: ignore[union-attr]
         rows.append({"qid": q.id, "docs": [c.doc_id for c in chunks], "rerank": scores,
                      "gold": sorted(q.gold_doc_ids)})
-    cache.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_jsonl(cache, rows)
     return rows
 
 
@@ -88,7 +77,7 @@ def evaluate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     tune, test = rows[: len(rows) // 2], rows[len(rows) // 2 :]
 
     def mean_ndcg(part: Sequence[dict[str, Any]], order_of) -> float:  # type: ignore[no-untyped-def]
-        return float(np.mean([ndcg10([r["docs"][i] for i in order_of(r)], set(r["gold"])) for r in part]))
+        return float(np.mean([ndcg_at_k([r["docs"][i] for i in order_of(r)], r["gold"], 10) for r in part]))
 
     def hybrid(r):  # type: ignore[no-untyped-def]
         return range(len(r["docs"]))
