@@ -213,12 +213,12 @@ def run_info(args: argparse.Namespace) -> int:
     from branchwise.retrieval.manifest import Manifest
     from branchwise.retrieval.store import StoreUnreadable
 
-    recorded = Manifest.load(args.dir).embedder
+    manifest = Manifest.load(args.dir)
     try:
-        idx = Index.open(args.dir, embedder=_RecordedEmbedder(recorded.name, recorded.dim), check=False,
-                         warn_unfinished=False)
+        idx = Index.open(args.dir, embedder=_RecordedEmbedder(manifest.embedder.name, manifest.embedder.dim),
+                         check=False, warn_unfinished=False)
     except StoreUnreadable as e:  # what the manifest says, and the problem
-        info = {"path": args.dir, "manifest": Manifest.load(args.dir).to_dict(),
+        info = {"path": args.dir, "manifest": manifest.to_dict(),
                 "problems": [{"stage": "embeddings", "message": e.message}], "fix": e.fix}
         print(json.dumps(info, indent=2, default=str) if args.json else
               f"index {args.dir}\n  stages: {info['manifest']['stages']}\n  PROBLEMS (1): {e.message}\n  Fix: {e.fix}")
